@@ -1,0 +1,171 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""VPD depth model: backbone features -> neck -> deconvolution decoder -> sigmoid x max_depth.
+
+Conditioning is one scene-class text vector per image (NYUv2's 27 scene classes in the official
+model), taken from the ``class_embeddings`` buffer stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.utils import BaseOutput
+from torch import nn
+
+from .backbone import VPDBackbone
+from .pretrained import PretrainedMixin
+
+MULTIPLE = 64  # the UNet downsamples the 1/8 latent three times
+STRIDE = 32  # the neck's output stride; input sides must be multiples of it
+
+
+@dataclass
+class VPDDepthOutput(BaseOutput):
+    """Depth prediction.
+
+    Args:
+        depth: (B, 1, H, W) float, metres, at the input resolution.
+    """
+
+    depth: torch.Tensor
+
+
+class DepthNeck(nn.Module):
+    """Fuse F1..F4 at stride 32: conv(F1), conv(F2), F3 || up(F4) -> 1x1 conv, GN, ReLU."""
+
+    def __init__(self, channels: Sequence[int], out_channels: int, groups: int) -> None:
+        super().__init__()
+        c0, c1, c2, c3 = channels
+        self.layer1 = nn.Sequential(
+            nn.Conv2d(c0, c0, 3, stride=2, padding=1), nn.GroupNorm(groups, c0), nn.ReLU(),
+            nn.Conv2d(c0, c0, 3, stride=2, padding=1))
+        self.layer2 = nn.Sequential(nn.Conv2d(c1, c1, 3, stride=2, padding=1))
+        self.out_layer = nn.Sequential(
+            nn.Conv2d(c0 + c1 + c2 + c3, out_channels, 1), nn.GroupNorm(groups, out_channels),
+            nn.ReLU())
+
+    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+        """Return the (B, out_channels, H/32, W/32) fused map."""
+        f1, f2, f3, f4 = feats
+        f34 = torch.cat([f3, F.interpolate(f4, scale_factor=2.0, mode='nearest')], dim=1)
+        return self.out_layer(torch.cat([self.layer1(f1), self.layer2(f2), f34], dim=1))
+
+
+class DepthDecoder(nn.Module):
+    """Three 2x2 stride-2 deconvolutions (BN, ReLU), a 3x3 conv to embed_dim, two bilinear x2."""
+
+    def __init__(self, in_channels: int, num_filters: Sequence[int], embed_dim: int) -> None:
+        super().__init__()
+        layers: List[nn.Module] = []
+        for planes in num_filters:
+            layers += [nn.ConvTranspose2d(in_channels, planes, 2, stride=2, padding=0, bias=False),
+                       nn.BatchNorm2d(planes), nn.ReLU(inplace=True)]
+            in_channels = planes
+        self.deconv_layers = nn.Sequential(*layers)
+        self.conv_layers = nn.Sequential(
+            nn.Conv2d(in_channels, embed_dim, 3, padding=1), nn.BatchNorm2d(embed_dim),
+            nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Upsample x8 by deconvolution and x4 bilinearly (align_corners=False)."""
+        x = self.conv_layers(self.deconv_layers(x))
+        for _ in range(2):
+            x = F.interpolate(x, scale_factor=2.0, mode='bilinear', align_corners=False)
+        return x
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
+    """Zero-pad (B, C, H, W) at the bottom/right to multiples of ``multiple`` (VPD's 480 -> 512)."""
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(image, (0, pw, 0, ph)) if ph or pw else image
+
+
+def check_image_size(h: int, w: int, stride: int = STRIDE) -> None:
+    """Raise ValueError unless both sides are positive multiples of ``stride``."""
+    if h <= 0 or w <= 0 or h % stride or w % stride:
+        raise ValueError(f'image size {h}x{w} must be a positive multiple of {stride} on both sides'
+                         ' (the engine resizes arbitrary camera images for you)')
+
+
+class VPDDepth(PretrainedMixin, ModelMixin, ConfigMixin):
+    """Metric depth from one RGB image (VPD, NYUv2 head).
+
+    Args:
+        unet_config: diffusers UNet config (SD-1.5 block structure).
+        vae_config: diffusers AutoencoderKL config.
+        num_classes: number of scene classes in ``class_embeddings`` (27 for NYUv2).
+        embed_dim: decoder width (192).
+        neck_channels: neck output width (1536).
+        num_filters: deconvolution widths (32, 32, 32).
+        max_depth: output scale in metres (10 for NYUv2).
+        neck_groups: GroupNorm groups in the neck (16).
+        class_names: optional scene-class names, in ``class_embeddings`` order.
+    """
+
+    @register_to_config
+    def __init__(self, unet_config: Dict[str, Any], vae_config: Dict[str, Any],
+                 num_classes: int = 27, embed_dim: int = 192, neck_channels: int = 1536,
+                 num_filters: Sequence[int] = (32, 32, 32), max_depth: float = 10.0,
+                 neck_groups: int = 16, class_names: Optional[Sequence[str]] = None) -> None:
+        super().__init__()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f'{len(class_names)} class_names for num_classes={num_classes}')
+        if max_depth <= 0:
+            raise ValueError(f'max_depth must be positive, got {max_depth}')
+        self.backbone = VPDBackbone(unet_config, vae_config, capture_attention=False,
+                                    keep_unet_output_head=False)
+        text_dim = unet_config['cross_attention_dim']
+        self.register_buffer('class_embeddings', torch.zeros(num_classes, text_dim))
+        self.neck = DepthNeck(self.backbone.feature_channels, neck_channels, neck_groups)
+        self.decoder = DepthDecoder(neck_channels, num_filters, embed_dim)
+        self.last_layer_depth = nn.Sequential(
+            nn.Conv2d(embed_dim, embed_dim, 3, padding=1), nn.ReLU(inplace=False),
+            nn.Conv2d(embed_dim, 1, 3, padding=1))
+
+    def scene_context(self, scene: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+        """Return (B, 1, D) adapted conditioning for scene-class ids (B,) or the default.
+
+        Without a scene id the conditioning is the mean of all class embeddings: the official
+        model always knew the NYUv2 scene from the file name; a robot usually does not.
+        """
+        if scene is None:
+            text = self.class_embeddings.mean(0, keepdim=True).expand(batch, -1)
+        else:
+            scene = scene.to(self.class_embeddings.device).long().reshape(-1)
+            if scene.numel() != batch:
+                raise ValueError(f'{scene.numel()} scene ids for a batch of {batch}')
+            if int(scene.min()) < 0 or int(scene.max()) >= self.class_embeddings.shape[0]:
+                raise ValueError(f'scene ids {scene.tolist()} outside [0, '
+                                 f'{self.class_embeddings.shape[0]})')
+            text = self.class_embeddings[scene]
+        return self.backbone.condition(text.unsqueeze(1))
+
+    def forward_latents(self, latents: torch.Tensor, size: Sequence[int],
+                        scene: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Predict (B, 1, h, w) metres from latents of the padded image; (h, w) = valid size."""
+        h, w = int(size[0]), int(size[1])
+        context = self.scene_context(scene, latents.shape[0]).to(latents.dtype)
+        x = self.neck(self.backbone(latents, context))
+        x = x[:, :, :h // STRIDE, :w // STRIDE]
+        x = self.last_layer_depth(self.decoder(x))
+        return torch.sigmoid(x) * self.config.max_depth
+
+    def forward(self, images: torch.Tensor, scene: Optional[torch.Tensor] = None,
+                return_dict: bool = True) -> VPDDepthOutput:
+        """Predict depth for (B, 3, H, W) RGB in [0, 1] (H, W multiples of 32).
+
+        The image is mapped to [-1, 1], zero-padded at the bottom/right to multiples of 64 (the
+        official 480 -> 512), and the stride-32 map is cropped back (16 -> 15 at 480).
+        """
+        h, w = images.shape[-2:]
+        check_image_size(h, w)
+        latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0))
+        depth = self.forward_latents(latents, (h, w), scene)
+        return VPDDepthOutput(depth=depth) if return_dict else (depth,)

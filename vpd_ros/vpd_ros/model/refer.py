@@ -1,0 +1,145 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""VPD referring segmentation: backbone features with cross-attention maps -> LAVT-style decoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+from torch import nn
+
+from .backbone import VPDBackbone
+from .depth import MULTIPLE, check_image_size, pad_to_multiple
+from .pretrained import PretrainedMixin
+from .text import TextFeatures, build_text_encoder, tokenize
+
+
+@dataclass
+class VPDReferOutput(BaseOutput):
+    """Referring prediction.
+
+    Args:
+        logits: (B, 2, H, W) float, [background, referred object], at the input resolution.
+        truncated: per text, whether it was cut to the token length (empty for embeddings input).
+    """
+
+    logits: torch.Tensor
+    truncated: List[bool]
+
+
+def _add_conv_bn(cin: int, cout: int, name: str, module: nn.Module) -> None:
+    module.add_module(f'conv{name}', nn.Conv2d(cin, cout, 3, padding=1, bias=False))
+    module.add_module(f'bn{name}', nn.BatchNorm2d(cout))
+
+
+class SimpleDecoding(nn.Module):
+    """LAVT's top-down decoder over [F1, F2+T, F3+T, F4]; two-class 1x1 output at stride 8."""
+
+    def __init__(self, dims: Sequence[int], hidden: int) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = dims
+        for stage, cin in (('4', c4 + c3), ('3', hidden + c2), ('2', hidden + c1)):
+            _add_conv_bn(cin, hidden, f'1_{stage}', self)
+            _add_conv_bn(hidden, hidden, f'2_{stage}', self)
+        self.conv1_1 = nn.Conv2d(hidden, 2, 1)
+
+    def _stage(self, x: torch.Tensor, skip: torch.Tensor, stage: str) -> torch.Tensor:
+        if x.shape[-2:] != skip.shape[-2:]:
+            x = F.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=True)
+        x = torch.cat([x, skip], dim=1)
+        x = F.relu(getattr(self, f'bn1_{stage}')(getattr(self, f'conv1_{stage}')(x)))
+        return F.relu(getattr(self, f'bn2_{stage}')(getattr(self, f'conv2_{stage}')(x)))
+
+    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+        """Return (B, 2, H/8, W/8) logits from [F1, F2, F3, F4]."""
+        f1, f2, f3, f4 = feats
+        x = self._stage(f4, f3, '4')
+        x = self._stage(x, f2, '3')
+        x = self._stage(x, f1, '2')
+        return self.conv1_1(x)
+
+
+class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
+    """Language-referred segmentation (VPD, RefCOCO head).
+
+    Args:
+        unet_config: diffusers UNet config (SD-1.5 block structure).
+        vae_config: diffusers AutoencoderKL config.
+        token_length: text tokens L (40 RefCOCO/RefCOCO+, 77 G-Ref); sets the decoder widths.
+        hidden_size: decoder width (640).
+        text_config: optional CLIPTextConfig dict; when given the model owns a text tower and
+            accepts strings. The official checkpoints hold none: load SD-1.5's separately.
+    """
+
+    @register_to_config
+    def __init__(self, unet_config: Dict[str, Any], vae_config: Dict[str, Any],
+                 token_length: int = 40, hidden_size: int = 640,
+                 text_config: Optional[Dict[str, Any]] = None) -> None:
+        super().__init__()
+        if not 2 <= token_length <= 77:
+            raise ValueError(f'token_length must be in [2, 77] (CLIP), got {token_length}')
+        self.backbone = VPDBackbone(unet_config, vae_config, capture_attention=True,
+                                    keep_unet_output_head=True)
+        c = self.backbone.feature_channels
+        self.classifier = SimpleDecoding(
+            [c[0], c[1] + token_length, c[2] + token_length, c[3]], hidden_size)
+        self.text_encoder = None
+        if text_config is not None:
+            if text_config['hidden_size'] != unet_config['cross_attention_dim']:
+                raise ValueError(f"text hidden_size {text_config['hidden_size']} != UNet "
+                                 f"cross_attention_dim {unet_config['cross_attention_dim']}")
+            self.text_encoder = build_text_encoder(text_config)
+
+    @property
+    def token_length(self) -> int:
+        """Number of text tokens L the decoder was built for."""
+        return int(self.config.token_length)
+
+    def encode_text(self, texts: Sequence[str]) -> TextFeatures:
+        """Return CLIP ``last_hidden_state`` (B, L, D) for texts (no attention mask, as VPD)."""
+        if self.text_encoder is None:
+            raise RuntimeError('this VPDRefer has no text encoder: pass text_embeddings, or load '
+                               'one (e.g. SD-1.5 text_encoder/) with from_official_checkpoint')
+        tokens = tokenize(texts, self.token_length)
+        ids = tokens.input_ids.to(self.text_encoder.device)
+        states = self.text_encoder(input_ids=ids).last_hidden_state
+        return TextFeatures(embeddings=states, truncated=tokens.truncated)
+
+    def forward_latents(self, latents: torch.Tensor, text_embeddings: torch.Tensor,
+                        size: Sequence[int]) -> torch.Tensor:
+        """Return (B, 2, h, w) logits for latents of the padded image; (h, w) = valid size."""
+        if text_embeddings.ndim != 3 or text_embeddings.shape[1] != self.token_length:
+            raise ValueError(f'text_embeddings must be (B, {self.token_length}, D), got '
+                             f'{tuple(text_embeddings.shape)}')
+        if text_embeddings.shape[0] != latents.shape[0]:
+            raise ValueError(f'{text_embeddings.shape[0]} texts for {latents.shape[0]} images')
+        context = self.backbone.condition(text_embeddings.to(latents.dtype))
+        logits = self.classifier(self.backbone(latents, context))
+        padded = (latents.shape[-2] * 8, latents.shape[-1] * 8)
+        logits = F.interpolate(logits, size=padded, mode='bilinear', align_corners=True)
+        return logits[:, :, :int(size[0]), :int(size[1])]
+
+    def forward(self, images: torch.Tensor, text: Optional[Sequence[str]] = None,
+                text_embeddings: Optional[torch.Tensor] = None,
+                return_dict: bool = True) -> VPDReferOutput:
+        """Segment the referred object in (B, 3, H, W) RGB in [0, 1] (H, W multiples of 32).
+
+        Give either ``text`` (B strings; needs a text encoder) or ``text_embeddings`` (B, L, D).
+        """
+        if (text is None) == (text_embeddings is None):
+            raise ValueError('give exactly one of text or text_embeddings')
+        truncated: List[bool] = []
+        if text is not None:
+            encoded = self.encode_text(text)
+            text_embeddings, truncated = encoded.embeddings, encoded.truncated
+        h, w = images.shape[-2:]
+        check_image_size(h, w)
+        latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0, MULTIPLE))
+        logits = self.forward_latents(latents, text_embeddings, (h, w))
+        return VPDReferOutput(logits=logits, truncated=truncated) if return_dict else (logits,)
