@@ -19,8 +19,18 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .backbone import VPDBackbone
-from .pretrained import PretrainedMixin
+from .convert import (DEPTH_PREFIXES, backbone_state_from_sd15, convert_official,
+                      load_sd15_state, load_torch_file, require_file, unwrap_state_dict)
+from .presets import get_preset
+from .pretrained import PretrainedMixin, load_strict
 
+# Scene classes of the official NYUv2 model, in the order of its class_embeddings (nyu_class_list.json).
+NYU_SCENES = (
+    'printer_room', 'bathroom', 'living_room', 'study', 'conference_room', 'study_room', 'kitchen',
+    'home_office', 'bedroom', 'dinette', 'playroom', 'indoor_balcony', 'laundry_room', 'basement',
+    'excercise_room', 'foyer', 'home_storage', 'cafe', 'furniture_store', 'office_kitchen',
+    'student_lounge', 'dining_room', 'reception_room', 'computer_lab', 'classroom', 'office',
+    'bookstore')
 MULTIPLE = 64  # the UNet downsamples the 1/8 latent three times
 STRIDE = 32  # the neck's output stride; input sides must be multiples of it
 
@@ -34,6 +44,17 @@ class VPDDepthOutput(BaseOutput):
     """
 
     depth: torch.Tensor
+
+
+def scene_id_from_name(name: str, classes: Sequence[str] = NYU_SCENES) -> int:
+    """Return the official scene id: the first class (in list order) that is a substring of name.
+
+    The official code matches against "<folder>_<file>", so ``study_room`` gives ``study`` (3).
+    """
+    for i, cls in enumerate(classes):
+        if cls in name:
+            return i
+    raise ValueError(f'no scene class is a substring of {name!r}; classes: {list(classes)}')
 
 
 class DepthNeck(nn.Module):
@@ -169,3 +190,38 @@ class VPDDepth(PretrainedMixin, ModelMixin, ConfigMixin):
         latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0))
         depth = self.forward_latents(latents, (h, w), scene)
         return VPDDepthOutput(depth=depth) if return_dict else (depth,)
+
+    @classmethod
+    def from_official_checkpoint(cls, path: str, preset: str = 'sd15') -> 'VPDDepth':
+        """Load ``vpd_depth_480x480.pth`` (official layout) strictly; the file runs no code.
+
+        The model is built on the meta device and takes the checkpoint's tensors (memory-mapped
+        for .pth files), so a full-size load costs no random initialisation.
+        """
+        require_file(path, 'depth')
+        state = unwrap_state_dict(load_torch_file(path), path)
+        p = get_preset(preset)
+        num_classes = state['encoder.class_embeddings'].shape[0] if (
+            'encoder.class_embeddings' in state) else p['depth']['num_classes']
+        names = NYU_SCENES if num_classes == len(NYU_SCENES) else None
+        with torch.device('meta'):
+            model = cls(p['unet'], p['vae'], **dict(p['depth'], num_classes=num_classes,
+                                                     class_names=names))
+        converted = convert_official(state, DEPTH_PREFIXES, model.backbone.unet.config, p['vae'],
+                                     path)
+        load_strict(model, converted, path, assign=True)
+        return model.eval()
+
+    @classmethod
+    def from_sd15(cls, path: str, preset: str = 'sd15', **head: Any) -> 'VPDDepth':
+        """Start a depth model for fine-tuning: SD-1.5 UNet and VAE, freshly initialised head."""
+        p = get_preset(preset)
+        model = cls(p['unet'], p['vae'], **dict(p['depth'], **head))
+        sd = load_sd15_state(path, p['unet'], p['vae'])
+        load_strict(model, backbone_state_from_sd15(sd, False, None), path,
+                    ignore_prefixes=HEAD_PREFIXES)
+        return model
+
+
+HEAD_PREFIXES = ('class_embeddings', 'neck.', 'decoder.', 'last_layer_depth.', 'backbone.gamma',
+                 'backbone.text_adapter.')

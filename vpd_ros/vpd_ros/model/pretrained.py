@@ -44,11 +44,20 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
 
 
 def load_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str,
-                ignore_prefixes: Iterable[str] = ()) -> None:
-    """Check ``state`` against ``model`` and copy it in (tensors are cast to the model's dtype)."""
+                ignore_prefixes: Iterable[str] = (), assign: bool = False) -> None:
+    """Check ``state`` against ``model`` and load it.
+
+    With ``assign`` the model may have been built on the meta device: its tensors become the
+    checkpoint's (no random init, no copy), and any tensor left on meta is an error.
+    """
     ignore = tuple(ignore_prefixes)
     check_state_dict(model, state, source, ignore)
-    model.load_state_dict(dict(state), strict=not ignore)
+    model.load_state_dict(dict(state), strict=not ignore, assign=assign)
+    if assign:
+        left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers())
+                if t.is_meta]
+        if left:
+            raise CheckpointMismatchError(f'{source}: tensors left unset: {", ".join(left[:20])}')
 
 
 class PretrainedMixin:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -13,11 +13,18 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
+from transformers import CLIPTextModel
 
 from .backbone import VPDBackbone
+from .convert import (REFER_PREFIXES, backbone_state_from_sd15, convert_official,
+                      load_sd15_state, load_torch_file, refer_token_length, require_file,
+                      text_state, unwrap_state_dict)
 from .depth import MULTIPLE, check_image_size, pad_to_multiple
-from .pretrained import PretrainedMixin
+from .presets import get_preset
+from .pretrained import PretrainedMixin, load_strict
 from .text import TextFeatures, build_text_encoder, tokenize
+
+HEAD_PREFIXES = ('classifier.', 'backbone.gamma', 'backbone.text_adapter.')
 
 
 @dataclass
@@ -143,3 +150,54 @@ class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
         latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0, MULTIPLE))
         logits = self.forward_latents(latents, text_embeddings, (h, w))
         return VPDReferOutput(logits=logits, truncated=truncated) if return_dict else (logits,)
+
+    @classmethod
+    def from_official_checkpoint(cls, path: str,
+                                 text_encoder: Union[str, CLIPTextModel, None] = None,
+                                 preset: str = 'sd15') -> 'VPDRefer':
+        """Load ``vpd_ris_*.pth`` (official layout) strictly; token length comes from the file.
+
+        The official files hold no text tower: pass SD-1.5 (a diffusers folder or single file,
+        whose text encoder is CLIP ViT-L/14's) or a ``CLIPTextModel`` to accept strings; without
+        one the model works on precomputed (B, L, 768) embeddings.
+        """
+        require_file(path, 'refer')
+        state = unwrap_state_dict(load_torch_file(path), path)
+        p = get_preset(preset)
+        token_length = refer_token_length(state, p['unet'])
+        text_config, text_weights = None, None
+        if isinstance(text_encoder, str):
+            text_config = p['text']
+            text_weights = text_state(load_sd15_state(text_encoder, p['unet'], p['vae'])['text'])
+        elif text_encoder is not None:
+            text_config = text_encoder.config.to_diff_dict()
+            text_weights = text_encoder.state_dict()
+        with torch.device('meta'):
+            model = cls(p['unet'], p['vae'], **dict(p['refer'], token_length=token_length))
+        converted = convert_official(state, REFER_PREFIXES, model.backbone.unet.config, p['vae'],
+                                     path)
+        load_strict(model, converted, path, assign=True)
+        if text_config is not None:
+            model.attach_text_encoder(text_config, text_weights, str(text_encoder))
+        return model.eval()
+
+    def attach_text_encoder(self, config: Dict[str, Any], state: Dict[str, torch.Tensor],
+                            source: str) -> None:
+        """Give the model a CLIP text tower (built on CPU, loaded strictly) and record its config."""
+        encoder = build_text_encoder(config)
+        load_strict(encoder, text_state(state), source)
+        if encoder.config.hidden_size != self.backbone.unet.config.cross_attention_dim:
+            raise ValueError(f'text width {encoder.config.hidden_size} does not match the UNet '
+                             f'cross_attention_dim {self.backbone.unet.config.cross_attention_dim}')
+        self.text_encoder = encoder.eval()
+        self.register_to_config(text_config=dict(config))
+
+    @classmethod
+    def from_sd15(cls, path: str, preset: str = 'sd15', **head: Any) -> 'VPDRefer':
+        """Start a referring model for fine-tuning: SD-1.5 UNet, VAE and CLIP text tower."""
+        p = get_preset(preset)
+        model = cls(p['unet'], p['vae'], **dict(p['refer'], text_config=p['text'], **head))
+        sd = load_sd15_state(path, p['unet'], p['vae'])
+        load_strict(model, backbone_state_from_sd15(sd, True, 'text_encoder.'), path,
+                    ignore_prefixes=HEAD_PREFIXES)
+        return model

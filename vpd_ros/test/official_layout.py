@@ -1,0 +1,73 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Build state dicts in the exact official VPD layout (key lists of the released checkpoints).
+
+``depth_keys.tsv``/``refer_keys.tsv`` list every tensor of ``vpd_depth_480x480.pth`` and
+``vpd_ris_refcoco.pth`` (key, shape, dtype), read from the official model classes at SD-1.5 size.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Tuple
+
+import torch
+
+DATA = os.path.join(os.path.dirname(__file__), 'data', 'official')
+
+
+def official_keys(kind: str) -> List[Tuple[str, Tuple[int, ...], str]]:
+    """Return (key, shape, dtype) rows for ``depth`` or ``refer``."""
+    rows = []
+    with open(os.path.join(DATA, f'{kind}_keys.tsv'), encoding='utf-8') as f:
+        for line in f:
+            key, shape, dtype = line.rstrip('\n').split('\t')
+            rows.append((key, tuple(int(s) for s in shape.split(',') if s), dtype))
+    return rows
+
+
+def random_official_state(kind: str, seed: int = 0,
+                          token_length: int = 40) -> Dict[str, torch.Tensor]:
+    """Random tensors in the official layout (refer widths adjusted to ``token_length``)."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape, dtype in official_keys(kind):
+        if key in ('classifier.conv1_4.weight', 'classifier.conv1_3.weight'):
+            shape = (shape[0], shape[1] - 40 + token_length) + shape[2:]
+        if dtype == 'int64':
+            state[key] = torch.tensor(7, dtype=torch.int64)
+        else:
+            state[key] = torch.randn(shape, generator=gen) * 0.02
+    return state
+
+
+def official_names(kind: str, ours: Dict[str, torch.Tensor], prefixes, unet_config,
+                   vae_config) -> Dict[str, str]:
+    """Map official key -> vpd_ros key by converting one small unique tensor per official key.
+
+    The diffusers helpers move tensors without copying (VAE attention weights become views), so
+    storage identity reveals where each official tensor lands. Keys whose target is absent from
+    ``ours`` (a smaller preset) are left out.
+    """
+    from vpd_ros.model.convert import convert_official
+
+    markers = {}
+    for key, shape, _ in official_keys(kind):
+        markers[key] = torch.zeros((1,) * max(len(shape), 1))
+    converted = convert_official(markers, prefixes, unet_config, vae_config, 'markers')
+    by_ptr = {t.untyped_storage().data_ptr(): k for k, t in markers.items()}
+    return {by_ptr[t.untyped_storage().data_ptr()]: k for k, t in converted.items() if k in ours}
+
+
+def export_official(kind: str, model: torch.nn.Module, prefixes) -> Dict[str, torch.Tensor]:
+    """Write a vpd_ros model's tensors under official names and shapes (test-side inverse)."""
+    ours = model.state_dict()
+    names = official_names(kind, ours, prefixes, dict(model.backbone.unet.config),
+                           dict(model.backbone.vae.config))
+    out = {}
+    for official, mine in names.items():
+        tensor = ours[mine].clone()
+        if '.mid.attn_1.' in official and official.endswith('.weight') and tensor.ndim == 2:
+            tensor = tensor[:, :, None, None]  # ldm VAE attention projections are 1x1 convs
+        out[official] = tensor
+    return out
