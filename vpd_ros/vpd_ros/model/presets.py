@@ -60,8 +60,12 @@ SD15_TEXT: Dict[str, Any] = {
     'pad_token_id': 1,
 }
 
+# The tiny UNet drops the full-resolution (level 0) transformers: at 256 px they are half of its
+# CPU time, and VPD takes neither taps nor attention maps from that level.
 TINY_UNET: Dict[str, Any] = dict(
-    SD15_UNET, sample_size=32, block_out_channels=[32, 64, 64, 64], cross_attention_dim=64,
+    SD15_UNET, sample_size=32,
+    down_block_types=['DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
+    up_block_types=['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'], block_out_channels=[32, 64, 64, 64], cross_attention_dim=64,
     attention_head_dim=4, norm_num_groups=16, layers_per_block=2)
 
 TINY_VAE: Dict[str, Any] = dict(
@@ -82,7 +86,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     },
     'tiny': {
         'unet': TINY_UNET, 'vae': TINY_VAE, 'text': TINY_TEXT,
-        'depth': {'embed_dim': 32, 'neck_channels': 128, 'num_filters': [32, 32, 32],
+        'depth': {'embed_dim': 16, 'neck_channels': 128, 'num_filters': [32, 32, 32],
                   'max_depth': 10.0, 'num_classes': 1, 'neck_groups': 16},
         'refer': {'hidden_size': 64, 'token_length': 20},
         'image_size': 256,

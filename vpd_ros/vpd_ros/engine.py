@@ -1,0 +1,362 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Deployment engine: RGB uint8 frames of any size in, metric depth and referred masks out.
+
+It owns device and dtype, resizes to the model size and back, encodes each frame with the VAE
+once when the depth and referring models share VAE weights (the official checkpoints do), caches
+text features per query, runs all queries of a frame as one batch, and times each stage.
+No ROS here.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import VPDDepth, VPDRefer, get_preset
+from .model.depth import MULTIPLE, STRIDE, pad_to_multiple
+from .tta import shift_window_flip
+
+PACKAGE_WEIGHTS = os.path.join(os.path.dirname(__file__), 'weights')
+DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
+
+
+@dataclass
+class EngineConfig:
+    """How the engine runs the models.
+
+    Args:
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        dtype: ``auto`` (float16 on CUDA, float32 on CPU), ``float32``, ``float16``, ``bfloat16``.
+        input_size: (height, width) the frame is resized to, multiples of 32; ``None`` = the
+            models' native square size (512 for sd15).
+        mask_threshold: foreground probability above which a pixel is in the mask (0.5 = argmax).
+        scene: depth scene-class id, ``None`` for the mean of the class embeddings.
+        tta: official depth test-time augmentation (shifted windows + flip; slower).
+        channels_last: NHWC memory format for the convolutions.
+        text_cache_size: number of queries whose text features are kept.
+        profile: synchronise the device between stages so that stage times are exact.
+    """
+
+    device: str = 'auto'
+    dtype: str = 'auto'
+    input_size: Optional[Tuple[int, int]] = None
+    mask_threshold: float = 0.5
+    scene: Optional[int] = None
+    tta: bool = False
+    channels_last: bool = True
+    text_cache_size: int = 64
+    profile: bool = True
+
+    def __post_init__(self) -> None:
+        """Reject values that cannot work, naming them."""
+        if self.dtype not in ('auto', *DTYPES):
+            raise ValueError(f'dtype {self.dtype!r} not in auto, {", ".join(DTYPES)}')
+        if not (self.device in ('auto', 'cpu', 'cuda') or self.device.startswith('cuda:')):
+            raise ValueError(f'device {self.device!r} must be auto, cpu, cuda or cuda:N')
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f'mask_threshold {self.mask_threshold} must be in (0, 1)')
+        if self.input_size is not None:
+            h, w = (int(v) for v in self.input_size)
+            if h <= 0 or w <= 0 or h % STRIDE or w % STRIDE:
+                raise ValueError(f'input_size {self.input_size} must be positive multiples of '
+                                 f'{STRIDE}')
+            self.input_size = (h, w)
+        if self.text_cache_size < 1:
+            raise ValueError(f'text_cache_size {self.text_cache_size} must be >= 1')
+
+
+@dataclass
+class Prediction:
+    """One frame's results at the input resolution.
+
+    Args:
+        depth: (H, W) float32 metres, or ``None`` when depth was not requested.
+        masks: (Q, H, W) bool, one per query.
+        probs: (Q, H, W) float32 foreground probability.
+        scores: per query, mean foreground probability inside its mask (0 when empty).
+        truncated: per query, whether the text was cut to the model's token length.
+        timings: milliseconds per stage (preprocess, vae, text, depth, refer, postprocess, total).
+    """
+
+    depth: Optional[np.ndarray]
+    masks: np.ndarray
+    probs: np.ndarray
+    scores: List[float]
+    truncated: List[bool]
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``auto`` into CUDA when available; refuse CUDA when there is none."""
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f'device {device!r} requested but CUDA is not available')
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """Turn ``auto`` into float16 on CUDA and float32 on CPU."""
+    if dtype == 'auto':
+        return torch.float16 if device.type == 'cuda' else torch.float32
+    return DTYPES[dtype]
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Return True when two modules hold bit-identical tensors under the same names."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(
+        sa[k].shape == sb[k].shape and torch.equal(sa[k], sb[k]) for k in sa)
+
+
+class VPDEngine:
+    """Run VPD depth and/or referring segmentation on camera frames.
+
+    Args:
+        depth: a :class:`VPDDepth` or ``None`` (refer-only).
+        refer: a :class:`VPDRefer` or ``None`` (depth-only).
+        config: an :class:`EngineConfig`.
+    """
+
+    def __init__(self, depth: Optional[VPDDepth], refer: Optional[VPDRefer],
+                 config: Optional[EngineConfig] = None) -> None:
+        if depth is None and refer is None:
+            raise ValueError('the engine needs a depth model, a referring model, or both')
+        self.config = config or EngineConfig()
+        self.device = resolve_device(self.config.device)
+        self.dtype = resolve_dtype(self.config.dtype, self.device)
+        self.shared_vae = (depth is not None and refer is not None
+                           and same_weights(depth.backbone.vae, refer.backbone.vae))
+        if self.shared_vae:
+            refer.backbone.vae = depth.backbone.vae  # one copy in device memory
+        fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        self.depth = self._prepare(depth, fmt)
+        self.refer = self._prepare(refer, fmt)
+        native = (depth or refer).backbone.vae.config.sample_size
+        self.input_size = self.config.input_size or (int(native), int(native))
+        self._text_cache: 'OrderedDict[str, Tuple[torch.Tensor, bool]]' = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _prepare(self, model: Optional[torch.nn.Module], fmt: torch.memory_format):
+        if model is None:
+            return None
+        model = model.eval().requires_grad_(False)
+        torch.nn.Module.to(model, self.device, self.dtype)  # ModelMixin.to warns needlessly
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.weight.ndim == 4:
+                module.to(memory_format=fmt)
+        return model
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, folder: str, tasks: Sequence[str] = ('depth', 'refer'),
+                        config: Optional[EngineConfig] = None) -> 'VPDEngine':
+        """Load a vpd_ros model folder holding ``depth/`` and/or ``refer/`` (save_pretrained)."""
+        check_tasks(tasks)
+        models = {}
+        for task, model_cls in (('depth', VPDDepth), ('refer', VPDRefer)):
+            sub = os.path.join(folder, task)
+            if task in tasks:
+                if not os.path.isdir(sub):
+                    raise FileNotFoundError(f'{sub} not found: task {task!r} needs a {task}/ '
+                                            f'folder in {folder}')
+                models[task] = model_cls.from_pretrained(sub)
+        return cls(models.get('depth'), models.get('refer'), config)
+
+    @classmethod
+    def from_official(cls, depth_checkpoint: Optional[str], refer_checkpoint: Optional[str],
+                      sd15: Optional[str] = None,
+                      config: Optional[EngineConfig] = None) -> 'VPDEngine':
+        """Load the official VPD checkpoints; ``sd15`` provides the CLIP text tower for queries."""
+        depth = VPDDepth.from_official_checkpoint(depth_checkpoint) if depth_checkpoint else None
+        refer = (VPDRefer.from_official_checkpoint(refer_checkpoint, text_encoder=sd15)
+                 if refer_checkpoint else None)
+        return cls(depth, refer, config)
+
+    @classmethod
+    def from_preset(cls, preset: str, tasks: Sequence[str] = ('depth', 'refer'), seed: int = 0,
+                    config: Optional[EngineConfig] = None) -> 'VPDEngine':
+        """Randomly initialised models of a preset (benchmarks and tests; outputs are noise).
+
+        Both models share one VAE, as the official checkpoints do.
+        """
+        check_tasks(tasks)
+        p = get_preset(preset)
+        torch.manual_seed(seed)
+        depth = VPDDepth(p['unet'], p['vae'], **p['depth']) if 'depth' in tasks else None
+        refer = (VPDRefer(p['unet'], p['vae'], text_config=p['text'], **p['refer'])
+                 if 'refer' in tasks else None)
+        if depth is not None and refer is not None:
+            refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict())
+        return cls(depth, refer, config)
+
+    @classmethod
+    def load(cls, weights: str, tasks: Sequence[str] = ('depth', 'refer'),
+             config: Optional[EngineConfig] = None) -> 'VPDEngine':
+        """Load by name: a shipped model (``tiny``), ``random:<preset>``, or a model folder."""
+        if weights.startswith('random:'):
+            return cls.from_preset(weights.split(':', 1)[1], tasks, config=config)
+        shipped = os.path.join(PACKAGE_WEIGHTS, weights)
+        if os.sep not in weights and os.path.isdir(shipped):
+            return cls.from_pretrained(shipped, tasks, config)
+        if not os.path.isdir(weights):
+            known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
+            raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
+                                    f'({", ".join(known) or "none shipped"}) and not '
+                                    'random:<preset>')
+        return cls.from_pretrained(weights, tasks, config)
+
+    # --- running ------------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> Tuple[str, ...]:
+        """The tasks this engine can run."""
+        return tuple(t for t, m in (('depth', self.depth), ('refer', self.refer)) if m is not None)
+
+    @property
+    def token_length(self) -> int:
+        """Text tokens per query (0 without a referring model)."""
+        return self.refer.token_length if self.refer is not None else 0
+
+    @contextmanager
+    def _stage(self, timings: Dict[str, float], name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        if self.config.profile and self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1e3
+
+    def text_features(self, queries: Sequence[str]) -> Tuple[torch.Tensor, List[bool]]:
+        """Return (Q, L, D) text features for queries, computing only those not cached."""
+        if self.refer is None:
+            raise RuntimeError('this engine has no referring model')
+        missing = list(dict.fromkeys(q for q in queries if q not in self._text_cache))
+        if missing:
+            encoded = self.refer.encode_text(missing)
+            for q, emb, cut in zip(missing, encoded.embeddings, encoded.truncated):
+                self._text_cache[q] = (emb, cut)
+        for q in queries:
+            self._text_cache.move_to_end(q)
+        feats = [self._text_cache[q] for q in queries]
+        while len(self._text_cache) > max(self.config.text_cache_size, len(queries)):
+            self._text_cache.popitem(last=False)
+        return torch.stack([f[0] for f in feats]), [f[1] for f in feats]
+
+    def _to_model_input(self, rgb: np.ndarray) -> torch.Tensor:
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
+                or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+            raise ValueError('expected an (H, W, 3) uint8 RGB array, got '
+                             f'{getattr(rgb, "dtype", type(rgb))} {getattr(rgb, "shape", "")}')
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
+        x = x.permute(2, 0, 1)[None].to(self.dtype) / 255.0
+        if tuple(x.shape[-2:]) != self.input_size:
+            x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False,
+                              antialias=True)
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.clamp_(0.0, 1.0)
+
+    def _encode(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model.backbone.encode_image(pad_to_multiple(x * 2.0 - 1.0, MULTIPLE))
+
+    def _scene(self) -> Optional[torch.Tensor]:
+        return None if self.config.scene is None else torch.tensor([self.config.scene])
+
+    def _depth_tta(self, x: torch.Tensor) -> torch.Tensor:
+        def predict(batch: torch.Tensor) -> torch.Tensor:
+            latents = self._encode(self.depth, batch)
+            scene = self._scene()
+            scene = None if scene is None else scene.expand(batch.shape[0])
+            return self.depth.forward_latents(latents, batch.shape[-2:], scene)
+        return shift_window_flip(predict, x)
+
+    @torch.inference_mode()
+    def predict(self, rgb: np.ndarray, queries: Sequence[str] = (),
+                depth: bool = True) -> Prediction:
+        """Run one frame.
+
+        Args:
+            rgb: (H, W, 3) uint8 RGB image of any size.
+            queries: referring expressions; each gets a mask (needs a referring model).
+            depth: predict depth (needs a depth model).
+        """
+        queries = list(queries)
+        if depth and self.depth is None:
+            raise RuntimeError('depth requested but this engine has no depth model')
+        if queries and self.refer is None:
+            raise RuntimeError('queries given but this engine has no referring model')
+        with self._lock:
+            t: Dict[str, float] = {}
+            start = time.perf_counter()
+            h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
+            with self._stage(t, 'preprocess'):
+                x = self._to_model_input(rgb)
+            size = x.shape[-2:]
+            latents = None
+            if queries or (depth and not self.config.tta):
+                with self._stage(t, 'vae'):
+                    latents = self._encode(self.depth if depth and self.depth is not None
+                                           else self.refer, x)
+            depth_out, logits, truncated = None, None, []
+            if depth:
+                with self._stage(t, 'depth'):
+                    if self.config.tta:
+                        depth_out = self._depth_tta(x)
+                    else:
+                        depth_out = self.depth.forward_latents(latents, size, self._scene())
+            if queries:
+                with self._stage(t, 'text'):
+                    text, truncated = self.text_features(queries)
+                with self._stage(t, 'refer'):
+                    refer_latents = latents
+                    if depth and not self.shared_vae:
+                        refer_latents = self._encode(self.refer, x)
+                    batch = refer_latents.expand(len(queries), -1, -1, -1)
+                    logits = self.refer.forward_latents(batch, text, size)
+            with self._stage(t, 'postprocess'):
+                out_depth, probs = self._postprocess(depth_out, logits, (h, w))
+                masks = probs > self.config.mask_threshold
+                scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
+            t['total'] = (time.perf_counter() - start) * 1e3
+            return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
+                              truncated=truncated, timings=t)
+
+    def _postprocess(self, depth: Optional[torch.Tensor], logits: Optional[torch.Tensor],
+                     size: Tuple[int, int]) -> Tuple[Optional[np.ndarray], np.ndarray]:
+        out_depth = None
+        if depth is not None:
+            d = F.interpolate(depth.float(), size=size, mode='bilinear', align_corners=False)
+            out_depth = d[0, 0].cpu().numpy()
+        probs = np.zeros((0,) + tuple(size), np.float32)
+        if logits is not None:
+            up = F.interpolate(logits.float(), size=size, mode='bilinear', align_corners=True)
+            probs = torch.softmax(up, dim=1)[:, 1].cpu().numpy()
+        return out_depth, probs
+
+    def release(self) -> None:
+        """Drop the models and free device memory (lifecycle cleanup)."""
+        with self._lock:
+            self.depth = self.refer = None
+            self._text_cache.clear()
+            gc.collect()
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
+
+
+def check_tasks(tasks: Sequence[str]) -> None:
+    """Raise ValueError unless tasks is a non-empty subset of depth, refer."""
+    bad = [t for t in tasks if t not in ('depth', 'refer')]
+    if bad or not tasks:
+        raise ValueError(f'tasks {list(tasks)} must be a non-empty subset of depth, refer')
