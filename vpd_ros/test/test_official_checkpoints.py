@@ -40,7 +40,8 @@ def test_full_size_official_layout_loads_strictly(tmp_path, kind):
         u + 'time_embed.0.weight': 'backbone.unet.time_embedding.linear_1.weight',
         u + 'input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight':
             'backbone.unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight',
-        u + 'output_blocks.4.1.proj_in.weight': 'backbone.unet.up_blocks.1.attentions.1.proj_in.weight',
+        u + 'output_blocks.4.1.proj_in.weight':
+            'backbone.unet.up_blocks.1.attentions.1.proj_in.weight',
         u + 'output_blocks.1.0.skip_connection.weight':
             'backbone.unet.up_blocks.0.resnets.1.conv_shortcut.weight',
         u + 'middle_block.2.out_layers.3.weight': 'backbone.unet.mid_block.resnets.1.conv2.weight',
@@ -51,7 +52,8 @@ def test_full_size_official_layout_loads_strictly(tmp_path, kind):
     for official, mine in same.items():
         assert torch.equal(state[official], ours[mine]), official
     q = prefix + 'encoder_vq.encoder.mid.attn_1.q.weight'
-    assert torch.equal(state[q][:, :, 0, 0], ours['backbone.vae.encoder.mid_block.attentions.0.to_q.weight'])
+    to_q = ours['backbone.vae.encoder.mid_block.attentions.0.to_q.weight']
+    assert torch.equal(state[q][:, :, 0, 0], to_q)
     if kind == 'refer':
         assert model.token_length == 40 and model.text_encoder is None
     else:

@@ -111,7 +111,8 @@ def test_object_pixels_lie_on_their_surfaces(scenes):
                 radial = np.hypot(local[:, 0], local[:, 1])
                 err = np.minimum(np.abs(radial - o.radius),
                                  np.abs(np.abs(local[:, 2]) - hz))
-                assert np.all(radial <= o.radius + 1e-3) and np.all(np.abs(local[:, 2]) <= hz + 1e-3)
+                assert np.all(radial <= o.radius + 1e-3)
+                assert np.all(np.abs(local[:, 2]) <= hz + 1e-3)
             assert err.max() < 1e-3, (s.seed, o)
             assert abs(centre_w[2] - hz) < 1e-6  # resting on the floor
             checked.add(o.shape)

@@ -61,7 +61,8 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8 or not (
         image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
     ):
-        raise ValueError(f"image must be uint8 (H, W) or (H, W, 3), got {image.shape} {image.dtype}")
+        raise ValueError(
+            f"image must be uint8 (H, W) or (H, W, 3), got {image.shape} {image.dtype}")
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
 
 

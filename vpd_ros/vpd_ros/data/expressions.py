@@ -137,7 +137,8 @@ def generate_expressions(objects: Sequence[SceneObject], rng: np.random.Generato
                 text = (f'the {np_text} on the {side}' if len(group) == 2
                         else f'the {side}most {np_text}')
                 add('spatial', text, best)
-        for word, alt, sign in (('nearest', 'closest to', 1.0), ('farthest', 'farthest from', -1.0)):
+        for word, alt, sign in (('nearest', 'closest to', 1.0),
+                                ('farthest', 'farthest from', -1.0)):
             best = _clear_extreme(group, lambda o, s=sign: s * z_of(o), DEPTH_MARGIN_M)
             if best is not None:
                 np_text = _phrase(desc, rng)

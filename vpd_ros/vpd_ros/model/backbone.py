@@ -1,6 +1,6 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The VPD backbone: frozen VAE encoder, text adapter and one noise-free UNet pass with feature taps.
+"""The VPD backbone: frozen VAE encoder, text adapter, one noise-free UNet pass with feature taps.
 
 Shapes for an input of (B, 3, H, W) (H, W multiples of 64) and T context tokens, with UNet block
 widths (c0, c1, c2, c3) = (320, 640, 1280, 1280) for SD-1.5:
@@ -28,9 +28,11 @@ from .attention import AttentionMapProcessor, AttentionMapStore
 # Cross-attention layers whose maps VPD keeps ("A32": up_cross + down_cross at strides 16 and 32).
 ATTENTION_GROUPS: Dict[str, List[str]] = {
     'stride32': ['down_blocks.2.attentions.0', 'down_blocks.2.attentions.1',
-                 'up_blocks.1.attentions.0', 'up_blocks.1.attentions.1', 'up_blocks.1.attentions.2'],
+                 'up_blocks.1.attentions.0', 'up_blocks.1.attentions.1',
+                 'up_blocks.1.attentions.2'],
     'stride16': ['down_blocks.1.attentions.0', 'down_blocks.1.attentions.1',
-                 'up_blocks.2.attentions.0', 'up_blocks.2.attentions.1', 'up_blocks.2.attentions.2'],
+                 'up_blocks.2.attentions.0', 'up_blocks.2.attentions.1',
+                 'up_blocks.2.attentions.2'],
 }
 TAPS = {'F2': 'up_blocks.2.attentions.1', 'F3': 'up_blocks.1.attentions.1',
         'F4': 'up_blocks.0.resnets.1'}

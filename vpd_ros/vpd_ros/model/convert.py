@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Load the official VPD checkpoints and SD-1.5 weights into vpd_ros models, offline and strictly.
 
-Official layouts (``vpd_depth_480x480.pth``, ``vpd_ris_*.pth``): ldm-named UNet and VAE tensors under
-``[encoder.]unet.unet.diffusion_model.`` and ``[encoder.]encoder_vq.``; they are renamed with
+Official layouts (``vpd_depth_480x480.pth``, ``vpd_ris_*.pth``): ldm-named UNet and VAE tensors
+under ``[encoder.]unet.unet.diffusion_model.`` and ``[encoder.]encoder_vq.``; they are renamed with
 diffusers' single-file helpers, and every tensor must land somewhere: the helpers skip what they do
 not know, so the tensor counts are compared before the strict key check.
 """
@@ -73,7 +73,7 @@ def load_torch_file(path: str) -> StateDict:
 
 
 def unwrap_state_dict(obj: Any, path: str) -> StateDict:
-    """Return the tensor dict of a checkpoint: ``model``/``state_dict`` entry, ``module.`` removed."""
+    """Return a checkpoint's tensor dict (``model``/``state_dict`` entry, ``module.`` removed)."""
     if isinstance(obj, Mapping):
         for key in ('model', 'state_dict'):
             if key in obj and isinstance(obj[key], Mapping):

@@ -24,7 +24,7 @@ from .convert import (DEPTH_PREFIXES, backbone_state_from_sd15, convert_official
 from .presets import get_preset
 from .pretrained import PretrainedMixin, load_strict
 
-# Scene classes of the official NYUv2 model, in the order of its class_embeddings (nyu_class_list.json).
+# Scene classes of the official NYUv2 model in class_embeddings order (nyu_class_list.json).
 NYU_SCENES = (
     'printer_room', 'bathroom', 'living_room', 'study', 'conference_room', 'study_room', 'kitchen',
     'home_office', 'bedroom', 'dinette', 'playroom', 'indoor_balcony', 'laundry_room', 'basement',

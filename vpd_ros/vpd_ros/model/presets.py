@@ -65,7 +65,8 @@ SD15_TEXT: Dict[str, Any] = {
 TINY_UNET: Dict[str, Any] = dict(
     SD15_UNET, sample_size=32,
     down_block_types=['DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
-    up_block_types=['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'], block_out_channels=[32, 64, 64, 64], cross_attention_dim=64,
+    up_block_types=['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'],
+    block_out_channels=[32, 64, 64, 64], cross_attention_dim=64,
     attention_head_dim=4, norm_num_groups=16, layers_per_block=2)
 
 TINY_VAE: Dict[str, Any] = dict(

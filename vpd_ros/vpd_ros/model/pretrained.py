@@ -36,7 +36,8 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
                     for k, v in expected.items() if k in state and state[k].shape != v.shape)
     if missing or unexpected or shapes:
         def show(name: str, keys: list) -> str:
-            head = ', '.join(keys[:20]) + (f' ... (+{len(keys) - 20} more)' if len(keys) > 20 else '')
+            more = f' ... (+{len(keys) - 20} more)' if len(keys) > 20 else ''
+            head = ', '.join(keys[:20]) + more
             return f'\n  {len(keys)} {name}: {head}' if keys else ''
         raise CheckpointMismatchError(
             f'{source} does not fit {type(model).__name__}:' + show('missing keys', missing)

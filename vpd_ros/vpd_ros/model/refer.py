@@ -183,7 +183,7 @@ class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
 
     def attach_text_encoder(self, config: Dict[str, Any], state: Dict[str, torch.Tensor],
                             source: str) -> None:
-        """Give the model a CLIP text tower (built on CPU, loaded strictly) and record its config."""
+        """Attach a CLIP text tower (built on CPU, loaded strictly) and record its config."""
         encoder = build_text_encoder(config)
         load_strict(encoder, text_state(state), source)
         if encoder.config.hidden_size != self.backbone.unet.config.cross_attention_dim:

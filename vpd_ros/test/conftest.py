@@ -1,0 +1,88 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Pytest set-up shared by all vpd_ros tests: markers, the loopback-only ROS environment, fixtures.
+
+The ROS variables of the network rule go into ``os.environ`` in ``pytest_configure``, before any
+test module is imported, so in-process rclpy and every child process obey them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import harness
+import pytest
+
+_SESSION_LOG_DIR: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers and apply the session's ROS settings to this process."""
+    config.addinivalue_line('markers', 'slow: takes more than a few seconds of work')
+    config.addinivalue_line('markers', 'gpu: needs a CUDA device (skipped without one)')
+    config.addinivalue_line('markers', 'ros: starts ROS 2 / DDS (in-process or child processes)')
+    global _SESSION_LOG_DIR
+    _SESSION_LOG_DIR = Path(tempfile.mkdtemp(prefix='vpd_ros_test_'))
+    harness.apply_session_env(_SESSION_LOG_DIR)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Show the session's ROS domain and log folder at the top of the run."""
+    return (f'ROS: domain {os.environ["ROS_DOMAIN_ID"]}, discovery range '
+            f'{os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]}, logs {os.environ["ROS_LOG_DIR"]}')
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's ROS log folder when every test passed; keep it for debugging else."""
+    if _SESSION_LOG_DIR is not None and exitstatus == 0:
+        shutil.rmtree(_SESSION_LOG_DIR, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked ``gpu`` when torch sees no CUDA device."""
+    gpu_items = [item for item in items if item.get_closest_marker('gpu') is not None]
+    if not gpu_items:
+        return
+    import torch  # imported only when a gpu test was collected: it takes seconds.
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='no CUDA device')
+    for item in gpu_items:
+        item.add_marker(skip)
+
+
+@pytest.fixture(scope='session')
+def ros_session_env() -> dict[str, str]:
+    """Return the ROS settings this session applied to ``os.environ``."""
+    return {name: os.environ[name] for name in harness.ros_settings('.')}
+
+
+@pytest.fixture
+def ros_env(tmp_path: Path) -> dict[str, str]:
+    """Return an environment for child processes of this test (ROS logs under ``tmp_path``)."""
+    return harness.ros_env(tmp_path)
+
+
+@pytest.fixture
+def ros_context() -> Iterator[harness.RosTestContext]:
+    """Yield an initialised rclpy context with one node and an executor; shut all down after."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(harness.unique_name('vpd_test'), context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        yield harness.RosTestContext(context=context, node=node, executor=executor)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
