@@ -1,0 +1,150 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The deployment engine: resize and return, shared VAE encode, batched queries, text cache."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vpd_ros.engine import EngineConfig, VPDEngine
+from vpd_ros.tta import shift_window_flip
+
+RGB = (np.random.default_rng(0).random((120, 200, 3)) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope='module')
+def engine():
+    eng = VPDEngine.from_preset('tiny', seed=0, config=EngineConfig(input_size=(128, 128)))
+    with torch.no_grad():  # a non-trivial adapter so that different queries differ
+        eng.refer.backbone.gamma.fill_(1.0)
+    return eng
+
+
+def model_input(rgb, size):
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    return F.interpolate(x, size=size, mode='bilinear', align_corners=False,
+                         antialias=True).clamp(0, 1)
+
+
+def test_outputs_match_the_models_at_input_resolution(engine):
+    """Depth and logits equal the models' own forward, resized back to the camera image."""
+    pred = engine.predict(RGB, ['the red ball'])
+    assert pred.depth.shape == RGB.shape[:2] and pred.depth.dtype == np.float32
+    assert pred.masks.shape == (1,) + RGB.shape[:2] and pred.masks.dtype == bool
+    x = model_input(RGB, (128, 128))
+    with torch.no_grad():
+        depth = engine.depth(x).depth
+        logits = engine.refer(x, text=['the red ball']).logits
+    depth = F.interpolate(depth, size=RGB.shape[:2], mode='bilinear', align_corners=False)
+    probs = torch.softmax(F.interpolate(logits, size=RGB.shape[:2], mode='bilinear',
+                                        align_corners=True), 1)[:, 1]
+    np.testing.assert_allclose(pred.depth, depth[0, 0].numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pred.probs, probs.numpy(), atol=1e-4)
+    np.testing.assert_array_equal(pred.masks, pred.probs > 0.5)
+    inside = pred.probs[0][pred.masks[0]]
+    assert pred.scores[0] == pytest.approx(float(inside.mean()) if inside.size else 0.0)
+    assert set(pred.timings) >= {'preprocess', 'vae', 'depth', 'text', 'refer', 'postprocess'}
+
+
+def test_one_vae_encode_is_shared_when_weights_match(engine):
+    """The preset's two models carry identical VAEs: one module, one encode per frame."""
+    assert engine.shared_vae
+    assert engine.refer.backbone.vae is engine.depth.backbone.vae
+
+
+def test_different_vae_weights_are_not_shared():
+    """When the VAEs differ, each model encodes with its own and the engine says so."""
+    eng = VPDEngine.from_preset('tiny', seed=1, config=EngineConfig(input_size=(64, 64)))
+    base = eng.predict(RGB, ['a cube'])
+    eng.refer.backbone.vae = copy.deepcopy(eng.depth.backbone.vae)
+    with torch.no_grad():
+        eng.refer.backbone.vae.encoder.conv_in.bias.add_(0.5)
+    eng2 = VPDEngine(eng.depth, eng.refer, EngineConfig(input_size=(64, 64)))
+    assert not eng2.shared_vae
+    changed = eng2.predict(RGB, ['a cube'])
+    np.testing.assert_allclose(changed.depth, base.depth, atol=1e-5)
+    assert not np.allclose(changed.probs, base.probs, atol=1e-6)
+
+
+def test_queries_run_as_one_batch_with_the_same_result(engine):
+    """Two queries in one call give the masks each gives alone; different queries differ."""
+    both = engine.predict(RGB, ['the red ball', 'the blue cube on the left'], depth=False)
+    assert both.depth is None
+    for i, q in enumerate(['the red ball', 'the blue cube on the left']):
+        alone = engine.predict(RGB, [q], depth=False)
+        np.testing.assert_allclose(both.probs[i], alone.probs[0], atol=1e-5)
+    assert not np.allclose(both.probs[0], both.probs[1])
+
+
+def test_text_features_are_cached_per_query():
+    """Text features are computed once per query and evicted least-recently-used."""
+    eng = VPDEngine.from_preset('tiny', tasks=('refer',),
+                                config=EngineConfig(input_size=(64, 64), text_cache_size=2))
+    eng.text_features(['a'])
+    entry = eng._text_cache['a'][0]
+    again, _ = eng.text_features(['a'])
+    assert eng._text_cache['a'][0] is entry
+    torch.testing.assert_close(again[0], entry)
+    eng.text_features(['b'])
+    eng.text_features(['c'])
+    assert list(eng._text_cache) == ['b', 'c']
+    feats, cut = eng.text_features(['word ' * 60, 'b'])
+    assert feats.shape == (2, eng.token_length, 64) and cut == [True, False]
+
+
+def test_single_task_engines_and_bad_input():
+    """Depth-only and refer-only engines refuse the other task; bad arrays are refused by name."""
+    depth_only = VPDEngine.from_preset('tiny', tasks=('depth',),
+                                       config=EngineConfig(input_size=(64, 64)))
+    assert depth_only.tasks == ('depth',)
+    with pytest.raises(RuntimeError, match='no referring model'):
+        depth_only.predict(RGB, ['a ball'])
+    for bad in (RGB.astype(np.float32), RGB[..., :2], np.zeros((0, 4, 3), np.uint8)):
+        with pytest.raises(ValueError, match='uint8 RGB'):
+            depth_only.predict(bad)
+    with pytest.raises(ValueError, match='multiples of 32'):
+        EngineConfig(input_size=(100, 64))
+    with pytest.raises(ValueError, match='dtype'):
+        EngineConfig(dtype='float8')
+    depth_only.release()
+    assert depth_only.depth is None
+
+
+def test_tta_equals_official_stitching():
+    """Windows at x=0 and W-H, each averaged with its un-flipped mirror, overlap averaged."""
+    image = torch.arange(4 * 6, dtype=torch.float32).reshape(1, 1, 4, 6).expand(1, 3, 4, 6)
+
+    def predict(batch):  # not flip-equivariant: depends on the column inside the window
+        cols = torch.arange(batch.shape[-1], dtype=batch.dtype)
+        return batch[:, :1] + cols
+
+    out = shift_window_flip(predict, image)
+    img = image[0, 0]
+    # window prediction averaged with its flip: img + (c + (h - 1 - c)) / 2 = img + 1.5
+    expected = img + 1.5
+    torch.testing.assert_close(out[0, 0], expected)
+    no_flip = shift_window_flip(predict, image, flip=False)
+    left = img[:, :4] + torch.arange(4.0)
+    right = img[:, 2:] + torch.arange(4.0)
+    manual = torch.zeros(4, 6)
+    count = torch.zeros(4, 6)
+    manual[:, :4] += left
+    manual[:, 2:] += right
+    count[:, :4] += 1
+    count[:, 2:] += 1
+    torch.testing.assert_close(no_flip[0, 0], manual / count)
+
+
+def test_engine_tta_runs_on_wide_input():
+    """With tta the depth of a 480x640-like input is the stitched windows' average."""
+    eng = VPDEngine.from_preset('tiny', tasks=('depth',),
+                                config=EngineConfig(input_size=(64, 96), tta=True))
+    pred = eng.predict(RGB)
+    x = model_input(RGB, (64, 96))
+    with torch.no_grad():
+        manual = shift_window_flip(lambda b: eng.depth(b).depth, x)
+    manual = F.interpolate(manual, size=RGB.shape[:2], mode='bilinear', align_corners=False)
+    np.testing.assert_allclose(pred.depth, manual[0, 0].numpy(), rtol=1e-4, atol=1e-4)
