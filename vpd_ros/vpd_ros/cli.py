@@ -1,0 +1,34 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""``vpd-ros``: infer on files, train, eval, bench and the offline demo."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+# (module, function adding the sub-command); modules are imported lazily to keep --help fast.
+SUBCOMMANDS = [
+    ('vpd_ros.cli_infer', 'add_infer_parser'),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``vpd-ros`` argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(prog='vpd-ros', description=__doc__)
+    subparsers = parser.add_subparsers(dest='command', required=True)
+    for module, function in SUBCOMMANDS:
+        getattr(importlib.import_module(module), function)(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse the command line and run the chosen sub-command."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
