@@ -53,6 +53,7 @@ setup(
         'console_scripts': [
             'vpd_node = vpd_ros.ros.node:main',
             'vpd-ros = vpd_ros.cli:main',
+            'vpd_sim_camera = vpd_ros.ros.sim_camera:main',
         ],
     },
 )
