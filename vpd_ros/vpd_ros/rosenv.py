@@ -4,7 +4,8 @@
 
 Anything that starts DDS runs with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (Kilted ignores
 ``ROS_LOCALHOST_ONLY``), a private ``ROS_DOMAIN_ID`` and ``ROS_LOG_DIR`` in a temporary folder.
-The demo, the benchmarks, the soak run and the tests all build their environments here.
+The demo, the benchmarks, the soak run and the tests build their environments here and run
+their ROS processes with :class:`RosProcess`, which always ends the whole process group.
 No rclpy import: this must run before ROS is initialised.
 """
 
@@ -12,9 +13,18 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import signal
+import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing.Self needs Python 3.11; annotations are never evaluated here.
+    from typing_extensions import Self
 
 #: Domain IDs the harness draws from: clear of the default 0 and of the usual robot setups, and
 #: valid for Fast DDS's default port mapping.
@@ -98,3 +108,132 @@ def apply_session_env(log_dir: str | os.PathLike[str]) -> dict[str, str]:
     os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
     Path(settings['ROS_LOG_DIR']).mkdir(parents=True, exist_ok=True)
     return settings
+
+
+def python_command(target: str | os.PathLike[str], *args: str) -> list[str]:
+    """Return the command that runs ``target`` with this interpreter.
+
+    ``target`` is a path to a script when it ends in ``.py``, else a module name for ``-m``.
+    """
+    target = str(target)
+    if target.endswith('.py'):
+        return [sys.executable, target, *args]
+    return [sys.executable, '-m', target, *args]
+
+
+class RosProcess:
+    """A child process in its own process group, its output captured to a log file.
+
+    Use as a context manager: leaving the block always ends the whole group, first with SIGINT
+    (so rclpy shuts down cleanly), then with SIGKILL after ``sigint_timeout`` seconds.
+    """
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str],
+                 log_path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None,
+                 sigint_timeout: float = 5.0) -> None:
+        if not command:
+            raise ValueError(f'command must not be empty, got {command!r}')
+        if sigint_timeout < 0:
+            raise ValueError(f'sigint_timeout must be >= 0 seconds, got {sigint_timeout!r}')
+        self.command = list(command)
+        self.env = dict(env)
+        self.log_path = Path(log_path)
+        self.cwd = cwd
+        self.sigint_timeout = sigint_timeout
+        self.returncode: int | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._cursor = 0
+
+    @property
+    def pid(self) -> int:
+        """Return the child's process id (also its process group id)."""
+        return self._require_started().pid
+
+    def start(self) -> RosProcess:
+        """Start the child; its stdout and stderr go to ``log_path``."""
+        if self._popen is not None:
+            raise RuntimeError(f'process already started: {self.command!r}')
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, 'wb') as log:
+            self._popen = subprocess.Popen(
+                self.command, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _require_started(self) -> subprocess.Popen[bytes]:
+        if self._popen is None:
+            raise RuntimeError(f'process not started: {self.command!r}')
+        return self._popen
+
+    def output(self) -> str:
+        """Return everything the child has written so far."""
+        return self.log_path.read_text(encoding='utf-8', errors='replace')
+
+    def poll(self) -> int | None:
+        """Return the child's exit code, or None while it runs."""
+        self.returncode = self._require_started().poll()
+        return self.returncode
+
+    def wait_for_line(self, pattern: str, timeout: float) -> re.Match[str]:
+        """Wait until a complete output line matches ``pattern`` (``re.search``); return the match.
+
+        Searching starts after the line of the previous match, so waiting twice for the same
+        pattern waits for two lines. Raises TimeoutError after ``timeout`` seconds, or at once
+        when the child exits without such a line; the message carries the output's tail.
+        """
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.poll() is not None
+            text = self.output()
+            end = text.rfind('\n') + 1
+            for line_match in re.finditer(r'[^\n]*\n', text[self._cursor:end]):
+                found = regex.search(line_match.group(0).rstrip('\n'))
+                if found is not None:
+                    self._cursor += line_match.end()
+                    return found
+            if exited or time.monotonic() >= deadline:
+                state = f'exited with {self.returncode}' if exited else f'no match in {timeout} s'
+                raise TimeoutError(
+                    f'{pattern!r}: {state}; command {self.command!r}; last output:\n'
+                    + text[-3000:])
+            time.sleep(0.02)
+
+    def wait(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the child to exit; return its exit code."""
+        self.returncode = self._require_started().wait(timeout=timeout)
+        return self.returncode
+
+    def stop(self) -> int | None:
+        """End the child's whole process group: SIGINT, then SIGKILL; return the exit code."""
+        popen = self._popen
+        if popen is None:
+            return None
+        if popen.poll() is None:
+            _signal_group(popen.pid, signal.SIGINT)
+            try:
+                popen.wait(timeout=self.sigint_timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # The group may outlive its leader (grandchildren): always make sure it is gone.
+        _signal_group(popen.pid, signal.SIGKILL)
+        if popen.poll() is None:
+            popen.wait(timeout=10.0)
+        self.returncode = popen.returncode
+        return self.returncode
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to process group ``pgid``; a group that no longer exists is fine."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
