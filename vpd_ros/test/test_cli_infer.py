@@ -12,7 +12,7 @@ import numpy as np
 from vpd_ros.cli_infer import depth_to_png_mm
 from vpd_ros.data import render_scene
 
-VPD_ROS = os.path.join(os.path.dirname(os.path.realpath(sys.executable)), 'vpd-ros')
+VPD_ROS = os.path.join(os.path.dirname(sys.executable), 'vpd-ros')
 
 
 def test_infer_writes_depth_masks_and_picture(tmp_path):
