@@ -189,3 +189,24 @@ def test_from_pretrained_is_strict(tmp_path, depth_model):
     assert 'decoder.extra' in str(err.value)
     with pytest.raises(FileNotFoundError, match='config.json'):
         VPDDepth.from_pretrained(str(tmp_path / 'nowhere'))
+
+
+def test_full_size_shapes_on_meta_device():
+    """SD-1.5 sizes: taps 320/640+L/1280+L/1280 at 64/32/16/8, depth 480 -> 480 via 512 and 15."""
+    p = get_preset('sd15')
+    with torch.device('meta'):
+        refer = VPDRefer(p['unet'], p['vae'], token_length=40)
+        depth = VPDDepth(p['unet'], p['vae'], **p['depth'])
+        latents = torch.empty(1, 4, 64, 64)
+        feats = refer.backbone(latents, torch.empty(1, 40, 768))
+        assert [tuple(f.shape[1:]) for f in feats] == [
+            (320, 64, 64), (640 + 40, 32, 32), (1280 + 40, 16, 16), (1280, 8, 8)]
+        logits = refer(torch.empty(1, 3, 512, 512), text_embeddings=torch.empty(1, 40, 768))[0]
+        assert logits.shape == (1, 2, 512, 512)
+        plain = depth.backbone(latents, torch.empty(1, 1, 768))
+        assert [f.shape[1] for f in plain] == [320, 640, 1280, 1280]
+        assert depth.neck(plain).shape == (1, 1536, 16, 16)
+        out = depth(torch.empty(1, 3, 480, 480)).depth
+        assert out.shape == (1, 1, 480, 480)
+    n = sum(t.numel() for t in depth.state_dict().values()) / 1e6
+    assert 906.0 < n < 906.8  # the spec's 906.39 M (state incl. buffers)
