@@ -1,0 +1,172 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""vpd_node as a real process: compressed input, latest-wins under a burst, lifecycle, signals.
+
+One node process (compressed transport, random:tiny at its native 256x256 input, VGA frames so
+that one frame takes a noticeable time) serves the module; a camera child process publishes.
+The tests run in file order: the last one ends the node with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import harness
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from helpers.camera import camera_frame
+from helpers.vpd_client import Client, image_array, start_node
+from lifecycle_msgs.msg import Transition
+from sensor_msgs.msg import Image
+
+from vpd_ros.engine import EngineConfig, VPDEngine
+from vpd_ros_interfaces.srv import Ground, SetQuery
+
+pytestmark = pytest.mark.ros
+
+CAMERA = Path(__file__).resolve().parent / 'helpers' / 'camera.py'
+SEED = 11
+
+
+class Session:
+    """The node process, the client and what a camera child needs."""
+
+    def __init__(self, tmp: Path, env: dict[str, str], namespace: str,
+                 process: harness.RosProcess, client: Client) -> None:
+        self.tmp, self.env, self.namespace = tmp, env, namespace
+        self.process, self.client = process, client
+        self.node_name = client.name('vpd_node')
+        self.depth = client.collect(Image, 'depth')
+        self.diagnostics = client.collect(DiagnosticArray, '/diagnostics')
+        self.cameras = 0
+
+    @contextmanager
+    def camera(self, *args: str) -> Iterator[harness.RosProcess]:
+        """Run a camera child (helpers/camera.py) in the node's namespace from READY on."""
+        self.cameras += 1
+        camera = harness.RosProcess(
+            harness.python_command(CAMERA, '--namespace', self.namespace, '--seed', str(SEED),
+                                   *args),
+            self.env, self.tmp / f'camera{self.cameras}.log')
+        with camera:
+            camera.wait_for_line(r'^READY$', timeout=60)
+            yield camera
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """Wait for the next /diagnostics message of the node and return its key/values."""
+        count = len(self.diagnostics)
+        assert self.client.spin_until(lambda: len(self.diagnostics) > count, 5)
+        return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
+
+
+@pytest.fixture(scope='module')
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    """Start one vpd_node for the module on compressed input."""
+    tmp = tmp_path_factory.mktemp('vpd_node_lifecycle')
+    env = harness.ros_env(tmp)
+    namespace = '/' + harness.unique_name('vpd_node_lc')
+    process = start_node(tmp, env, namespace, {
+        'image_transport': 'compressed', 'default_query': 'the red mug', 'device': 'cpu'})
+    client = Client(namespace)
+    try:
+        yield Session(tmp, env, namespace, process, client)
+    finally:
+        client.close()
+        process.stop()
+
+
+def test_compressed_input_matches_the_engine(session: Session) -> None:
+    """A png CompressedImage on image/compressed gives VGA depth equal to the engine's."""
+    with session.camera('--format', 'png', '--count', '1', '--stamp-base', '100'):
+        assert session.client.spin_until(
+            lambda: any(m.header.stamp.sec == 100 for m in session.depth), 120), \
+            session.process.output()[-3000:]
+    depth_msg = next(m for m in session.depth if m.header.stamp.sec == 100)
+    assert (depth_msg.width, depth_msg.height) == (640, 480)
+    assert depth_msg.header.frame_id == 'camera_optical_frame'
+    rgb = camera_frame(SEED, 0, 640, 480)
+    png = cv2.imdecode(cv2.imencode('.png', rgb[..., ::-1])[1], cv2.IMREAD_COLOR)[..., ::-1]
+    np.testing.assert_array_equal(png, rgb)
+    engine = VPDEngine.load('random:tiny', config=EngineConfig(device='cpu'))
+    expected = engine.predict(rgb, ['the red mug']).depth
+    np.testing.assert_allclose(image_array(depth_msg), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_burst_leaves_no_backlog_and_services_answer_mid_frame(session: Session) -> None:
+    """Frames faster than inference: the newest wins, drops are counted, services stay prompt.
+
+    set_query round trips measured while the worker is busy must be far below a frame's
+    inference time, which they could not be if the executor waited for the model.
+    """
+    count = 20
+    session.diagnostic_values()  # start a fresh diagnostics window
+    before = len(session.depth)
+    round_trips = []
+    with session.camera('--format', 'jpeg', '--count', str(count), '--rate', '40',
+                        '--stamp-base', '200') as camera:
+        while camera.poll() is None and not camera.output().endswith('DONE\n'):
+            start = time.perf_counter()
+            reply = session.client.call(SetQuery, f'{session.node_name}/set_query',
+                                        SetQuery.Request(query='the red mug'))
+            round_trips.append(time.perf_counter() - start)
+            assert reply.success
+        last = 200 + count - 1
+        assert session.client.spin_until(
+            lambda: any(m.header.stamp.sec == last for m in session.depth), 120)
+        session.client.spin_until(lambda: False, 1.0)
+    stamps = [m.header.stamp.sec for m in session.depth[before:]]
+    assert stamps == sorted(stamps) and stamps[-1] == last
+    assert len(stamps) < count / 2
+    values = session.diagnostic_values()
+    assert int(values['dropped_total']) >= count - len(stamps) - 1
+    frame_ms = max(float(d.value) for diag in session.diagnostics for d in diag.status[0].values
+                   if d.key == 'latency_ms.engine.total')
+    assert len(round_trips) >= 3
+    assert statistics.median(round_trips) * 1e3 < 0.25 * frame_ms, (round_trips, frame_ms)
+
+
+def test_lifecycle_failure_keeps_the_node_alive_and_recovers(session: Session) -> None:
+    """deactivate, cleanup, configure with missing weights (FAILURE, still alive), then recover."""
+    client, name = session.client, session.node_name
+    assert client.state(name) == 'active'
+    assert client.change_state(name, Transition.TRANSITION_DEACTIVATE)
+    assert client.state(name) == 'inactive'
+    reply = client.call(Ground, f'{name}/ground', Ground.Request(query='a mug', use_latest=True))
+    assert not reply.success and 'not active' in reply.message
+    assert client.change_state(name, Transition.TRANSITION_CLEANUP)
+    assert client.state(name) == 'unconfigured'
+
+    result = client.set_parameters(name, {'weights': str(session.tmp / 'missing_model')})[0]
+    assert result.successful
+    session.process.wait_for_line(r'weights takes effect at next configure', timeout=10)
+    result = client.set_parameters(name, {'tasks': 'all'})[0]
+    assert not result.successful and "tasks 'all' not in depth, refer, both" in result.reason
+    assert not client.change_state(name, Transition.TRANSITION_CONFIGURE)
+    session.process.wait_for_line(r'configure failed: FileNotFoundError: .*missing_model',
+                                  timeout=10)
+    assert session.process.poll() is None
+    assert client.state(name) == 'unconfigured'
+
+    client.set_parameters(name, {'weights': 'random:tiny'})
+    assert client.change_state(name, Transition.TRANSITION_CONFIGURE)
+    assert client.change_state(name, Transition.TRANSITION_ACTIVATE)
+    assert client.state(name) == 'active'
+    with session.camera('--format', 'jpeg', '--count', '1', '--stamp-base', '300'):
+        assert client.spin_until(lambda: any(m.header.stamp.sec == 300 for m in session.depth),
+                                 120), session.process.output()[-3000:]
+
+
+def test_sigterm_exits_cleanly_and_quickly(session: Session) -> None:
+    """SIGTERM ends the node with exit code 0 within a few seconds."""
+    start = time.monotonic()
+    os.kill(session.process.pid, signal.SIGTERM)
+    assert session.process.wait(timeout=15) == 0, session.process.output()[-3000:]
+    assert time.monotonic() - start < 15

@@ -1,0 +1,516 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""``vpd_node``: VPD depth and referring segmentation behind a ROS 2 lifecycle node.
+
+The subscription callbacks only hand the newest frame to an :class:`InferenceWorker`; the
+model runs on that worker's thread, so services, parameters and lifecycle requests answer
+while a frame is in flight. See docs/ros-interface.md for the full interface.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header, String
+from visualization_msgs.msg import Marker
+
+from vpd_ros.engine import EngineConfig, Prediction, VPDEngine
+from vpd_ros.geometry import ground_object, intrinsics_for_image
+from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_K,
+                                     compressed_to_rgb, depth_to_image, depth_to_pointcloud2,
+                                     image_to_rgb, mask_to_image)
+from vpd_ros.ros.diagnostics import FrameStats, diagnostic_array
+from vpd_ros.ros.messages import (camera_info_for_image, delete_all_marker, grounding_markers,
+                                  grounding_msg)
+from vpd_ros.ros.params import (RUNTIME, NodeConfig, check_value, declare_parameters,
+                                parameter_values, qos_profile, read_config)
+from vpd_ros.ros.queries import join_queries, parse_one_query, parse_queries
+from vpd_ros.ros.worker import InferenceWorker, Job
+from vpd_ros.visualize import colorize_depth, overlay_masks
+from vpd_ros_interfaces.msg import Grounding
+from vpd_ros_interfaces.srv import Ground, SetQuery
+
+#: Seconds between repeats of the same input warning.
+LOG_THROTTLE_S = 5.0
+#: Executor threads: frames, services, ground waiters (reentrant), lifecycle/parameters, timer.
+EXECUTOR_THREADS = 6
+WARMUP_SIZE = (64, 64)
+#: Per-frame output topics (relative names) and their types; all use the qos.output profile.
+OUTPUTS = {'depth': Image, 'depth/camera_info': CameraInfo, 'mask': Image,
+           'grounding': Grounding, 'grounding/marker': Marker, 'points': PointCloud2,
+           'depth/colorized': Image, 'mask/overlay': Image}
+#: Subscribed topics (relative names); ``image`` becomes ``<image>/compressed`` when compressed.
+INPUTS = ('image', 'camera_info', 'query')
+
+
+def load_engine(config: NodeConfig) -> VPDEngine:
+    """Load the engine a :class:`NodeConfig` names (official checkpoints or ``weights``)."""
+    engine_config = EngineConfig(device=config.device, dtype=config.dtype,
+                                 input_size=config.input_size)
+    if config.official:
+        return VPDEngine.from_official(config.depth_checkpoint or None,
+                                       config.refer_checkpoint or None,
+                                       sd15=config.sd15 or None, config=engine_config)
+    return VPDEngine.load(config.weights, config.tasks, engine_config)
+
+
+class VPDNode(LifecycleNode):
+    """Lifecycle node running VPD on a camera stream.
+
+    Parameters: see :data:`vpd_ros.ros.params.PARAMETERS` (config/vpd.yaml holds them all).
+
+    Subscribers: ``image`` (sensor_msgs/Image) or ``<image>/compressed``
+    (sensor_msgs/CompressedImage) per ``image_transport``; ``camera_info``
+    (sensor_msgs/CameraInfo); ``query`` (std_msgs/String, sets the standing queries).
+
+    Publishers (input header, input resolution): ``depth`` (32FC1, metres),
+    ``depth/camera_info``, ``mask`` (mono8 0/255, first standing query), ``grounding``
+    (vpd_ros_interfaces/Grounding, one per standing query), ``grounding/marker``
+    (visualization_msgs/Marker), ``points`` (PointCloud2), ``depth/colorized`` and
+    ``mask/overlay`` (bgr8, only while subscribed), ``current_query`` (std_msgs/String,
+    transient local), ``/diagnostics``.
+
+    Services: ``~/set_query`` (SetQuery), ``~/ground`` (Ground) and the lifecycle services.
+
+    Transitions: configure validates parameters, loads the engine and runs one warm-up frame
+    (FAILURE with the reason logged when any of it fails); activate subscribes and starts the
+    worker; deactivate unsubscribes and stops it; cleanup releases the engine.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('vpd_node', **kwargs)
+        declare_parameters(self)
+        self._settings: Dict[str, Any] = parameter_values(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._frames_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = MutuallyExclusiveCallbackGroup()
+        self._ground_group = ReentrantCallbackGroup()
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._stats = FrameStats()
+        self._state_label = 'unconfigured'
+        self._engine: Optional[VPDEngine] = None
+        self._config: Optional[NodeConfig] = None
+        self._worker: Optional[InferenceWorker] = None
+        self._queries: List[str] = []
+        self._queries_lock = threading.Lock()
+        self._camera_info: Optional[CameraInfo] = None
+        self._outputs: Dict[str, Any] = {}
+        self._service_handles: List[Any] = []
+        self._input_subs: List[Any] = []
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics,
+                                                    callback_group=self._timer_group)
+
+    # --- parameters ---------------------------------------------------------------------------
+
+    def _on_set_parameters(self, params: Sequence[Parameter]) -> SetParametersResult:
+        """Reject invalid values with the reason; note when accepted ones take effect."""
+        notes = []
+        try:
+            for param in params:
+                when = check_value(param.name, param.value)
+                if when != RUNTIME:
+                    notes.append(f'{param.name} {when}')
+        except ValueError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        updated = dict(self._settings)
+        updated.update({p.name: p.value for p in params})
+        self._settings = updated
+        worker = self._worker
+        if worker is not None and 'max_rate' in updated:
+            worker.max_rate = float(updated['max_rate'])
+        engine = self._engine
+        if engine is not None:
+            engine.config.mask_threshold = float(updated['mask_threshold'])
+            engine.config.scene = None if updated['scene'] < 0 else int(updated['scene'])
+        if notes:  # rclpy drops the reason of a successful result: say it in the log
+            self.get_logger().info('; '.join(notes))
+        return SetParametersResult(successful=True, reason='; '.join(notes))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate parameters, load the engine and warm it up; FAILURE with the reason."""
+        self._settings = parameter_values(self)
+        try:
+            config = read_config(self._settings)
+            start = time.perf_counter()
+            engine = load_engine(config)
+            engine.config.mask_threshold = float(self._settings['mask_threshold'])
+            scene = int(self._settings['scene'])
+            engine.config.scene = None if scene < 0 else scene
+            warmup = np.zeros(WARMUP_SIZE + (3,), np.uint8)
+            engine.predict(warmup, ['warm up'] if 'refer' in engine.tasks else [],
+                           depth='depth' in engine.tasks)
+        except Exception as error:  # noqa: BLE001 - any load failure must keep the node alive
+            reason = f'configure failed: {type(error).__name__}: {error}'
+            self._stats.error('inference_errors', reason)
+            self.get_logger().error(reason)
+            return TransitionCallbackReturn.FAILURE
+        self._engine, self._config = engine, config
+        self._queries = list(config.default_queries)
+        self._create_outputs(config)
+        self._publish_current_query()
+        self._state_label = 'inactive'
+        source = 'official checkpoints' if config.official else f'weights {config.weights!r}'
+        self.get_logger().info(
+            f'configured: {source}, tasks {"+".join(engine.tasks)}, device {engine.device}, '
+            f'dtype {str(engine.dtype).replace("torch.", "")}, input {engine.input_size}, '
+            f'{(time.perf_counter() - start):.1f} s')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _create_outputs(self, config: NodeConfig) -> None:
+        qos = config.output_qos
+        latched = qos_profile('reliable', 1, DurabilityPolicy.TRANSIENT_LOCAL)
+        self._outputs = {name: self.create_publisher(kind, name, qos)
+                         for name, kind in OUTPUTS.items()}
+        self._outputs['current_query'] = self.create_publisher(String, 'current_query', latched)
+        self._service_handles = [
+            self.create_service(SetQuery, '~/set_query', self._on_set_query,
+                                callback_group=self._service_group),
+            self.create_service(Ground, '~/ground', self._on_ground,
+                                callback_group=self._ground_group),
+        ]
+
+    def _destroy_outputs(self) -> None:
+        for service in self._service_handles:
+            self.destroy_service(service)
+        for publisher in self._outputs.values():
+            self.destroy_publisher(publisher)
+        self._service_handles, self._outputs = [], {}
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the camera and start the inference worker."""
+        settings = self._settings
+        try:
+            qos = qos_profile(settings['qos.input.reliability'],
+                              int(settings['qos.input.depth']))
+            info_qos = qos_profile(settings['qos.input.reliability'], 5)
+        except ValueError as error:
+            self.get_logger().error(f'activate failed: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self._worker = InferenceWorker(self._process, self._on_worker_error,
+                                       float(settings['max_rate']))
+        self._worker.start()
+        if settings['image_transport'] == 'compressed':
+            topic = self.resolve_topic_name('image') + '/compressed'
+            image_sub = self.create_subscription(CompressedImage, topic, self._on_image, qos,
+                                                 callback_group=self._frames_group)
+        else:
+            topic = self.resolve_topic_name('image')
+            image_sub = self.create_subscription(Image, 'image', self._on_image, qos,
+                                                 callback_group=self._frames_group)
+        self._input_subs = [
+            image_sub,
+            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, info_qos,
+                                     callback_group=self._frames_group),
+            self.create_subscription(String, 'query', self._on_query_topic, 10,
+                                     callback_group=self._service_group),
+        ]
+        self._state_label = 'active'
+        self.get_logger().info(f'active: image {topic} ({settings["image_transport"]}), '
+                               f'queries {self._standing()}')
+        return super().on_activate(state)
+
+    def _stop_worker(self, reason: str) -> None:
+        for sub in self._input_subs:
+            self.destroy_subscription(sub)
+        self._input_subs = []
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.stop(timeout=30.0, reason=reason):
+            self.get_logger().warning('the inference thread did not stop within 30 s')
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe and stop the worker (a frame in flight finishes first)."""
+        self._stop_worker('node deactivated')
+        marker_pub = self._outputs.get('grounding/marker')
+        if marker_pub is not None:
+            marker_pub.publish(delete_all_marker(Header()))
+        self._state_label = 'inactive'
+        self.get_logger().info('inactive')
+        return super().on_deactivate(state)
+
+    def _release(self) -> None:
+        self._destroy_outputs()
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.release()
+        self._camera_info = None
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the engine (device memory) and the outputs."""
+        self._release()
+        self._state_label = 'unconfigured'
+        self.get_logger().info('cleaned up: engine released')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything from any state."""
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Recover to unconfigured: stop and release."""
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        """Stop the worker and release the engine (shutdown, errors, process exit)."""
+        self._stop_worker('node shutting down')
+        self._release()
+        self._state_label = 'finalized'
+
+    def autostart(self) -> bool:
+        """Configure and activate; return True when both succeeded."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def _standing(self) -> List[str]:
+        with self._queries_lock:
+            return list(self._queries)
+
+    def _publish_current_query(self) -> None:
+        publisher = self._outputs.get('current_query')
+        if publisher is not None:
+            publisher.publish(String(data=join_queries(self._standing())))
+
+    def _set_standing(self, text: str) -> Tuple[bool, str]:
+        """Parse and apply standing queries; return (success, message)."""
+        engine = self._engine
+        try:
+            queries = parse_queries(text, int(self._settings['max_query_length']))
+        except ValueError as error:
+            return False, str(error)
+        if queries and (engine is None or 'refer' not in engine.tasks):
+            return False, 'queries need a referring model, but tasks has no refer'
+        with self._queries_lock:
+            changed, self._queries = queries != self._queries, queries
+        if changed:
+            self._publish_current_query()
+            marker_pub = self._outputs.get('grounding/marker')
+            if marker_pub is not None:
+                marker_pub.publish(delete_all_marker(Header()))
+        if not queries:
+            return True, 'query cleared: depth only'
+        return True, f'standing queries: {join_queries(queries)}'
+
+    def _on_set_query(self, request: SetQuery.Request,
+                      response: SetQuery.Response) -> SetQuery.Response:
+        response.success, response.message = self._set_standing(request.query)
+        return response
+
+    def _on_query_topic(self, msg: String) -> None:
+        ok, message = self._set_standing(msg.data)
+        log = self.get_logger().info if ok else self.get_logger().warning
+        log(f'query topic: {message}')
+
+    def _on_ground(self, request: Ground.Request, response: Ground.Response) -> Ground.Response:
+        """Ground one query on the next (or latest) frame; blocks this reentrant callback only."""
+        response.success = False
+        worker, engine = self._worker, self._engine
+        if worker is None or engine is None:
+            response.message = f'node is not active (state {self._state_label})'
+            return response
+        if 'refer' not in engine.tasks:
+            response.message = 'grounding needs a referring model, but tasks has no refer'
+            return response
+        try:
+            query = parse_one_query(request.query, int(self._settings['max_query_length']))
+            pending = worker.request(query, request.use_latest)
+        except (ValueError, RuntimeError) as error:
+            response.message = str(error)
+            return response
+        timeout = request.timeout if request.timeout > 0 else self._settings['ground_timeout']
+        if not pending.done.wait(timeout):
+            waited = 'for inference' if pending.taken else 'for a frame'
+            worker.cancel(pending)
+            response.message = f'timed out after {timeout:.2f} s waiting {waited}'
+            return response
+        if pending.error:
+            response.message = pending.error
+            return response
+        response.success, response.message, response.result = True, 'ok', pending.result
+        return response
+
+    # --- frames -------------------------------------------------------------------------------
+
+    def _on_image(self, msg: Any) -> None:
+        worker = self._worker
+        if worker is not None and worker.submit(msg):
+            self._stats.count('dropped')
+        if worker is not None:
+            self._stats.count('received')
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _intrinsics(self, size: Tuple[int, int]) -> Tuple[Optional[CameraInfo],
+                                                           Optional[np.ndarray]]:
+        """Return the CameraInfo and K for an image of ``size`` (w, h), or Nones with a log."""
+        info = self._camera_info
+        if info is None:
+            return None, None
+        try:
+            K = intrinsics_for_image(camera_info_to_K(info), (info.width, info.height), size)
+        except ValueError as error:
+            text = f'camera_info unusable, no 3D output: {error}'
+            self._stats.error('camera_info_errors', text)
+            self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+            return None, None
+        return info, K
+
+    def _decode(self, msg: Any) -> np.ndarray:
+        max_pixels = int(self._settings['max_image_pixels'])
+        if isinstance(msg, CompressedImage):
+            return compressed_to_rgb(msg, max_pixels)
+        return image_to_rgb(msg, max_pixels)
+
+    def _process(self, job: Job) -> None:
+        """Decode, run the engine once for all queries, encode and publish (worker thread)."""
+        settings, engine = self._settings, self._engine
+        if engine is None:
+            raise RuntimeError('engine released')
+        t: Dict[str, float] = {}
+        start = time.perf_counter()
+        header = job.frame.msg.header
+        try:
+            rgb = self._decode(job.frame.msg)
+        except ImageDecodeError as error:
+            text = f'image refused: {error}'
+            self._stats.error('decode_errors', text)
+            self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+            for request in job.requests:
+                request.finish(error=text)
+            return
+        t['decode'] = (time.perf_counter() - start) * 1e3
+        size = (rgb.shape[1], rgb.shape[0])
+        info, K = self._intrinsics(size)
+        standing = [] if job.replay else self._standing()
+        queries = list(dict.fromkeys(standing + [r.query for r in job.requests]))
+        prediction = engine.predict(rgb, queries, depth='depth' in engine.tasks)
+        t.update({f'engine.{k}': v for k, v in prediction.timings.items()})
+        mark = time.perf_counter()
+        groundings = [grounding_msg(ground_object(mask, prediction.depth, K, prob), header, q,
+                                    cut, mask)
+                      for q, mask, prob, cut in zip(queries, prediction.masks, prediction.probs,
+                                                    prediction.truncated)]
+        by_query = dict(zip(queries, groundings))
+        for request in job.requests:
+            request.finish(result=by_query[request.query])
+        outgoing = [] if job.replay else self._encode(
+            settings, header, rgb, prediction, info, K, standing, groundings)
+        t['encode'] = (time.perf_counter() - mark) * 1e3
+        mark = time.perf_counter()
+        for name, msg in outgoing:
+            publisher = self._outputs.get(name)
+            if publisher is not None:
+                publisher.publish(msg)
+        t['publish'] = (time.perf_counter() - mark) * 1e3
+        t['total'] = (time.perf_counter() - start) * 1e3
+        if not job.replay:
+            self._stats.frame(t)
+
+    def _subscribed(self, name: str) -> bool:
+        publisher = self._outputs.get(name)
+        return publisher is not None and publisher.get_subscription_count() > 0
+
+    def _encode(self, settings: Dict[str, Any], header: Header, rgb: np.ndarray,
+                prediction: Prediction, info: Optional[CameraInfo], K: Optional[np.ndarray],
+                standing: List[str], groundings: List[Grounding]) -> List[Tuple[str, Any]]:
+        """Build the messages of one frame as (topic, message), in publishing order."""
+        out: List[Tuple[str, Any]] = []
+        depth = prediction.depth
+        if depth is not None and settings['publish.depth']:
+            out.append(('depth', depth_to_image(depth, header)))
+            if info is not None:
+                out.append(('depth/camera_info', camera_info_for_image(
+                    info, header, (rgb.shape[1], rgb.shape[0]), K)))
+        if depth is not None and settings['publish.colorized'] and \
+                self._subscribed('depth/colorized'):
+            out.append(('depth/colorized', bgr_to_image(colorize_depth(depth), header)))
+        if depth is not None and K is not None and settings['publish.points'] and \
+                self._subscribed('points'):
+            out.append(('points', depth_to_pointcloud2(depth, K, header,
+                                                       int(settings['points_step']), rgb)))
+        n = len(standing)
+        if n and settings['publish.mask']:
+            out.append(('mask', mask_to_image(prediction.masks[0], header)))
+        if settings['publish.grounding']:
+            out += [('grounding', g) for g in groundings[:n]]
+        if settings['publish.marker']:
+            out += [('grounding/marker', m)
+                    for i, g in enumerate(groundings[:n]) for m in grounding_markers(g, i)]
+        if 'refer' in (self._engine.tasks if self._engine else ()) and \
+                settings['publish.overlay'] and self._subscribed('mask/overlay'):
+            labels = [f'{q} {s:.2f}' for q, s in zip(standing, prediction.scores)]
+            overlay = overlay_masks(rgb, list(prediction.masks[:n]), labels)
+            out.append(('mask/overlay', bgr_to_image(overlay, header)))
+        return out
+
+    def _on_worker_error(self, job: Job, error: BaseException) -> None:
+        text = f'inference failed, frame dropped: {type(error).__name__}: {error}'
+        self._stats.error('inference_errors', text)
+        self.get_logger().error(text, throttle_duration_sec=LOG_THROTTLE_S)
+        if type(error).__name__ == 'OutOfMemoryError':
+            import torch  # already loaded by the engine; only CUDA memory needs freeing
+
+            torch.cuda.empty_cache()
+
+    # --- diagnostics --------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        engine = self._engine
+        extra = {'queries': join_queries(self._standing())}
+        hardware = 'none'
+        if engine is not None:
+            hardware = str(engine.device)
+            if engine.device.type == 'cuda':
+                import torch  # already loaded by the engine
+
+                extra['device_memory_allocated_mb'] = \
+                    f'{torch.cuda.memory_allocated(engine.device) / 2**20:.1f}'
+                extra['device_memory_reserved_mb'] = \
+                    f'{torch.cuda.memory_reserved(engine.device) / 2**20:.1f}'
+        self._diagnostics_pub.publish(diagnostic_array(
+            self._stats.report(), self.get_clock().now().to_msg(),
+            f'{self.get_name()}: inference', hardware, self._state_label, extra))
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run ``vpd_node`` until SIGINT/SIGTERM; return 0 on a clean exit."""
+    rclpy.init(args=args)
+    node = VPDNode()
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor.add_node(node)
+    try:
+        if node.get_parameter('autostart').value and not node.autostart():
+            node.get_logger().error('autostart did not reach active; the node stays up for '
+                                    'lifecycle requests')
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,249 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The node's parameters in one table: name, default, description, when it applies, its check.
+
+:data:`PARAMETERS` drives declaration (:func:`declare_parameters`), runtime validation
+(:func:`check_value`, used by the node's set-parameters callback), startup validation
+(:func:`read_config`, used by configure) and the documentation in docs/ros-interface.md.
+Values that take effect only at the next configure or activate are accepted at runtime and
+say so. QoS profiles are built from the ``qos.*`` values here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from vpd_ros.ros.conversions import DEFAULT_MAX_PIXELS
+from vpd_ros.ros.queries import parse_queries
+
+RUNTIME = 'applies from the next frame'
+ACTIVATE = 'takes effect at next activate'
+CONFIGURE = 'takes effect at next configure'
+STARTUP = 'read once at start'
+
+TASKS = {'depth': ('depth',), 'refer': ('refer',), 'both': ('depth', 'refer')}
+RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
+               'best_effort': ReliabilityPolicy.BEST_EFFORT}
+TRANSPORTS = ('raw', 'compressed')
+DEVICES = ('auto', 'cpu', 'cuda', 'cuda:N')
+DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
+
+
+def _choice(*allowed: str) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if value not in allowed:
+            raise ValueError(f'{name} {value!r} not in {", ".join(allowed)}')
+    return check
+
+
+def _at_least(low: float, unit: str = '') -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if not value >= low:
+            raise ValueError(f'{name} {value!r} must be >= {low}{unit}')
+    return check
+
+
+def _open_unit(name: str, value: Any) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f'{name} {value!r} must be in (0, 1)')
+
+
+def _device(name: str, value: Any) -> None:
+    if not (value in ('auto', 'cpu', 'cuda') or
+            (value.startswith('cuda:') and value[5:].isdigit())):
+        raise ValueError(f'{name} {value!r} not in {", ".join(DEVICES)}')
+
+
+def _input_size(name: str, value: Any) -> None:
+    if value is None or len(value) == 0:
+        return
+    if len(value) != 2 or min(value) <= 0 or any(v % 32 for v in value):
+        raise ValueError(f'{name} {list(value)!r} must be [] (native) or [height, width], '
+                         'positive multiples of 32')
+
+
+def _not_blank(name: str, value: Any) -> None:
+    if not str(value).strip():
+        raise ValueError(f'{name} must name shipped weights (tiny), a model folder or '
+                         'random:<preset>, got a blank string')
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: ``default`` is a value, or a ``Parameter.Type`` for "unset by default"."""
+
+    name: str
+    default: Any
+    description: str
+    when: str
+    check: Optional[Callable[[str, Any], None]] = None
+
+
+PARAMETERS: Tuple[ParamSpec, ...] = (
+    ParamSpec('weights', 'tiny', 'model to load: a shipped name (tiny), a vpd_ros model folder '
+              '(save_pretrained) or random:<preset> (random weights, tests)', CONFIGURE,
+              _not_blank),
+    ParamSpec('official.depth_checkpoint', '', 'official VPD depth checkpoint (.pth); when '
+              'this or official.refer_checkpoint is set, they replace weights', CONFIGURE),
+    ParamSpec('official.refer_checkpoint', '', 'official VPD referring checkpoint (.pth)',
+              CONFIGURE),
+    ParamSpec('official.sd15', '', 'Stable Diffusion 1.5 folder or file giving the CLIP text '
+              'encoder for the official referring checkpoint', CONFIGURE),
+    ParamSpec('device', 'auto', 'auto (CUDA when available), cpu, cuda or cuda:N', CONFIGURE,
+              _device),
+    ParamSpec('dtype', 'auto', 'auto (float16 on CUDA, float32 on CPU), float32, float16, '
+              'bfloat16', CONFIGURE, _choice(*DTYPES)),
+    ParamSpec('input_size', Parameter.Type.INTEGER_ARRAY, 'model input [height, width] in '
+              'pixels, multiples of 32; [] or unset = the model\'s native size', CONFIGURE,
+              _input_size),
+    ParamSpec('tasks', 'both', 'depth, refer or both: which models to load and run',
+              CONFIGURE, _choice(*TASKS)),
+    ParamSpec('default_query', '', 'standing query after configure; ";" separates several; '
+              'blank = depth only', CONFIGURE),
+    ParamSpec('mask_threshold', 0.5, 'foreground probability above which a pixel is in the '
+              'mask, (0, 1)', RUNTIME, _open_unit),
+    ParamSpec('scene', -1, 'depth scene-class id of the checkpoint, -1 = mean of the classes',
+              RUNTIME, _at_least(-1)),
+    ParamSpec('image_transport', 'raw', 'raw: sensor_msgs/Image on image; compressed: '
+              'sensor_msgs/CompressedImage on <image>/compressed', ACTIVATE,
+              _choice(*TRANSPORTS)),
+    ParamSpec('qos.input.reliability', 'reliable', 'image and camera_info subscriptions: '
+              'reliable or best_effort (best_effort loses large images on many links)',
+              ACTIVATE, _choice(*RELIABILITY)),
+    ParamSpec('qos.input.depth', 2, 'image subscription history depth, messages', ACTIVATE,
+              _at_least(1)),
+    ParamSpec('qos.output.reliability', 'reliable', 'output publishers: reliable or '
+              'best_effort', CONFIGURE, _choice(*RELIABILITY)),
+    ParamSpec('qos.output.depth', 2, 'output publisher history depth, messages', CONFIGURE,
+              _at_least(1)),
+    ParamSpec('publish.depth', True, 'publish depth and depth/camera_info', RUNTIME),
+    ParamSpec('publish.mask', True, 'publish mask (first standing query)', RUNTIME),
+    ParamSpec('publish.grounding', True, 'publish grounding (one per standing query)',
+              RUNTIME),
+    ParamSpec('publish.marker', True, 'publish grounding/marker', RUNTIME),
+    ParamSpec('publish.points', True, 'publish points (only while subscribed; needs '
+              'camera_info)', RUNTIME),
+    ParamSpec('publish.colorized', True, 'publish depth/colorized (only while subscribed)',
+              RUNTIME),
+    ParamSpec('publish.overlay', True, 'publish mask/overlay (only while subscribed)',
+              RUNTIME),
+    ParamSpec('points_step', 4, 'points: keep every n-th row and column', RUNTIME,
+              _at_least(1)),
+    ParamSpec('max_rate', 0.0, 'most frames processed per second, Hz; 0 = as fast as the '
+              'model runs', RUNTIME, _at_least(0.0, ' Hz')),
+    ParamSpec('ground_timeout', 5.0, 'default ~/ground timeout, seconds', RUNTIME,
+              _at_least(0.001, ' s')),
+    ParamSpec('max_image_pixels', DEFAULT_MAX_PIXELS, 'larger input images are refused before '
+              'decoding, pixels', RUNTIME, _at_least(1)),
+    ParamSpec('max_query_length', 200, 'longest accepted query, characters', RUNTIME,
+              _at_least(1)),
+    ParamSpec('autostart', True, 'configure and activate at start', STARTUP),
+)
+
+SPECS: Dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Validated startup values that configure acts on."""
+
+    weights: str
+    depth_checkpoint: str
+    refer_checkpoint: str
+    sd15: str
+    device: str
+    dtype: str
+    input_size: Optional[Tuple[int, int]]
+    tasks: Tuple[str, ...]
+    default_queries: Tuple[str, ...]
+    output_qos: QoSProfile
+
+    @property
+    def official(self) -> bool:
+        """Whether the official VPD checkpoints replace ``weights``."""
+        return bool(self.depth_checkpoint or self.refer_checkpoint)
+
+
+def declare_parameters(node: Node) -> None:
+    """Declare every parameter of :data:`PARAMETERS` on ``node`` with its description."""
+    for spec in PARAMETERS:
+        descriptor = ParameterDescriptor(description=f'{spec.description} ({spec.when})')
+        node.declare_parameter(spec.name, spec.default, descriptor)
+
+
+def parameter_values(node: Node) -> Dict[str, Any]:
+    """Return the node's current values of :data:`PARAMETERS` (None for an unset one)."""
+    values: Dict[str, Any] = {}
+    for spec in PARAMETERS:
+        try:
+            values[spec.name] = node.get_parameter(spec.name).value
+        except ParameterUninitializedException:
+            values[spec.name] = None
+    return values
+
+
+def check_value(name: str, value: Any) -> str:
+    """Validate one new value; return when it applies (a reason string for the caller).
+
+    Raises:
+        ValueError: the value is out of range or not an allowed choice; the message names it.
+    """
+    spec = SPECS.get(name)
+    if spec is None:
+        return RUNTIME
+    if spec.check is not None:
+        spec.check(name, value)
+    return spec.when
+
+
+def qos_profile(reliability: str, depth: int,
+                durability: DurabilityPolicy = DurabilityPolicy.VOLATILE) -> QoSProfile:
+    """Return a KEEP_LAST profile from a reliability name and a history depth."""
+    _choice(*RELIABILITY)('reliability', reliability)
+    _at_least(1)('depth', depth)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
+                      reliability=RELIABILITY[reliability], durability=durability)
+
+
+def read_config(values: Mapping[str, Any]) -> NodeConfig:
+    """Validate all startup values together and return them as a :class:`NodeConfig`.
+
+    Raises:
+        ValueError: any value is invalid, or a task has no official checkpoint while the
+            official checkpoints are in use; the message names the parameter.
+    """
+    for name, value in values.items():
+        check_value(name, value)
+    tasks = TASKS[values['tasks']]
+    checkpoints = {'depth': values['official.depth_checkpoint'],
+                   'refer': values['official.refer_checkpoint']}
+    if any(checkpoints.values()):
+        missing = [t for t in tasks if not checkpoints[t]]
+        if missing:
+            raise ValueError(f'tasks {values["tasks"]!r} needs official.{missing[0]}_checkpoint '
+                             'when official checkpoints are used (or set tasks to the one given)')
+    queries = parse_queries(values['default_query'], int(values['max_query_length']))
+    if queries and 'refer' not in tasks:
+        raise ValueError(f'default_query {values["default_query"]!r} needs a referring model, '
+                         f'but tasks is {values["tasks"]!r}')
+    size = values['input_size']
+    return NodeConfig(
+        weights=values['weights'].strip(),
+        depth_checkpoint=checkpoints['depth'] if 'depth' in tasks else '',
+        refer_checkpoint=checkpoints['refer'] if 'refer' in tasks else '',
+        sd15=values['official.sd15'],
+        device=values['device'],
+        dtype=values['dtype'],
+        input_size=(int(size[0]), int(size[1])) if size else None,
+        tasks=tasks,
+        default_queries=tuple(queries),
+        output_qos=qos_profile(values['qos.output.reliability'],
+                               int(values['qos.output.depth'])),
+    )

@@ -1,0 +1,51 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Standing-query text rules shared by ``~/set_query``, the ``query`` topic and parameters.
+
+Several referring expressions can stand at once: ``'the red mug; a chair'`` is two queries,
+run as one batch on every frame (one mask and one Grounding each). Blank text means no query
+(depth only). No ROS here.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+SEPARATOR = ';'
+
+
+def parse_queries(text: str, max_length: int) -> List[str]:
+    """Split ``text`` at ``;`` into stripped, non-empty, distinct queries, in order.
+
+    Raises:
+        ValueError: a query is longer than ``max_length`` characters.
+    """
+    queries: List[str] = []
+    for part in text.split(SEPARATOR):
+        query = ' '.join(part.split())
+        if len(query) > max_length:
+            raise ValueError(f'query {query[:40]!r}... has {len(query)} characters, more than '
+                             f'max_query_length={max_length}')
+        if query and query not in queries:
+            queries.append(query)
+    return queries
+
+
+def parse_one_query(text: str, max_length: int) -> str:
+    """Return one normalised query for ``~/ground`` (``;`` is kept as text).
+
+    Raises:
+        ValueError: the query is blank or longer than ``max_length`` characters.
+    """
+    query = ' '.join(text.split())
+    if not query:
+        raise ValueError('query must not be blank')
+    if len(query) > max_length:
+        raise ValueError(f'query has {len(query)} characters, more than '
+                         f'max_query_length={max_length}')
+    return query
+
+
+def join_queries(queries: List[str]) -> str:
+    """Return the text form of standing queries, e.g. ``'the red mug; a chair'``."""
+    return f'{SEPARATOR} '.join(queries)
