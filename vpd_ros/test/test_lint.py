@@ -8,6 +8,7 @@ Each check names every offending file in its failure message, so one run lists a
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -135,3 +136,19 @@ def test_interface_fields_are_documented() -> None:
     problems = [f'{path.relative_to(REPO)}: {field}'
                 for path in files for field in _uncommented_fields(path)]
     assert not problems, '\n'.join(problems)
+
+
+@pytest.mark.parametrize('version', ['3.10', '3.12'])
+def test_sources_compile_on_other_supported_pythons(version: str, tmp_path: Path) -> None:
+    """Humble runs Python 3.10, Jazzy/Kilted 3.12: every source file must at least compile there."""
+    exe = shutil.which(f'python{version}')
+    if exe is None:
+        pytest.skip(f'python{version} is not installed here')
+    files = [str(p) for p in _python_files()]
+    code = ('import py_compile, sys\n'
+            'for f in sys.argv[2:]:\n'
+            '    py_compile.compile(f, cfile=sys.argv[1], doraise=True)\n')
+    result = subprocess.run([exe, '-c', code, str(tmp_path / 'out.pyc'), *files],
+                            capture_output=True, text=True, timeout=240, check=False,
+                            env={**os.environ, 'PYENV_VERSION': version})
+    assert result.returncode == 0, result.stdout + result.stderr
