@@ -20,7 +20,7 @@ setup(
     packages=find_packages(exclude=['test', 'test.*']),
     package_data={
         PACKAGE: [
-            'weights/**/*.json',
+            'weights/**/*.json', 'weights/**/*.md',
             'weights/**/*.safetensors',
             'model/assets/**/*',
         ],

@@ -12,6 +12,8 @@ from typing import List, Optional
 # (module, function adding the sub-command); modules are imported lazily to keep --help fast.
 SUBCOMMANDS = [
     ('vpd_ros.cli_infer', 'add_infer_parser'),
+    ('vpd_ros.cli_train', 'add_train_parser'),
+    ('vpd_ros.cli_train', 'add_eval_parser'),
     ('vpd_ros.ros.demo', 'add_demo_parser'),
 ]
 
