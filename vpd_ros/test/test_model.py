@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Numerical tests of the VPD model pieces against the specification, on the tiny preset."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -172,6 +174,19 @@ def test_save_load_round_trip(tmp_path, refer_model, depth_model):
             a = model(x, **kwargs)[0]
             b = loaded(x, **kwargs)[0]
         assert torch.equal(a, b)
+
+
+def test_deep_copy_is_independent(refer_model):
+    """A deep copy taps and captures into its own buffers and gives the same outputs."""
+    clone = copy.deepcopy(refer_model)
+    x = images(1, 64, 64, seed=4)
+    with torch.no_grad():
+        a = refer_model(x, text=['the cube']).logits
+        b = clone(x, text=['the cube']).logits
+    torch.testing.assert_close(a, b)
+    assert clone.backbone.attention_store is not refer_model.backbone.attention_store
+    procs = clone.backbone.unet.attn_processors.values()
+    assert all(p.store is clone.backbone.attention_store for p in procs if hasattr(p, 'store'))
 
 
 def test_from_pretrained_is_strict(tmp_path, depth_model):

@@ -14,6 +14,7 @@ SUBCOMMANDS = [
     ('vpd_ros.cli_infer', 'add_infer_parser'),
     ('vpd_ros.cli_train', 'add_train_parser'),
     ('vpd_ros.cli_train', 'add_eval_parser'),
+    ('vpd_ros.bench', 'add_bench_parser'),
     ('vpd_ros.ros.demo', 'add_demo_parser'),
 ]
 

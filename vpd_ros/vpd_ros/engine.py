@@ -23,12 +23,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from diffusers.models.attention_processor import Attention, AttnProcessor
+
 from .model import VPDDepth, VPDRefer, get_preset
+from .model.attention import AttentionMapProcessor
 from .model.depth import MULTIPLE, STRIDE, pad_to_multiple
 from .tta import shift_window_flip
 
 PACKAGE_WEIGHTS = os.path.join(os.path.dirname(__file__), 'weights')
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
+COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune')
+ATTENTION_MODES = ('sdpa', 'explicit')
+#: torch.compile keeps one graph per (model, number of queries); the default limit of 8 is low.
+COMPILE_CACHE_LIMIT = 64
 
 
 @dataclass
@@ -45,7 +52,23 @@ class EngineConfig:
         tta: official depth test-time augmentation (shifted windows + flip; slower).
         channels_last: NHWC memory format for the convolutions.
         text_cache_size: number of queries whose text features are kept.
-        profile: synchronise the device between stages so that stage times are exact.
+        profile: synchronise the device between stages so that stage times are exact (this
+            also keeps the two UNets from overlapping on CUDA).
+        compile: ``torch.compile`` mode for the UNets and the VAE encoder: ``none``,
+            ``default``, ``reduce-overhead`` (CUDA graphs) or ``max-autotune``; compilation
+            happens on the first frames, so call :meth:`VPDEngine.warmup` before serving.
+        attention: ``sdpa`` (fused scaled-dot-product attention wherever VPD needs no
+            probabilities) or ``explicit`` (materialised softmax on every attention layer, as
+            the official code runs; a baseline for benchmarks).
+        shared_encode: encode each frame once with the shared VAE; ``False`` encodes it per
+            model, as the official code does (baseline).
+        text_cache: keep text features per query; ``False`` encodes every query every frame.
+        overlap: on CUDA with ``profile`` off, run the depth UNet on a side stream so that it
+            overlaps the referring UNet.
+        pinned_memory: on CUDA, upload frames from and download results to page-locked host
+            memory (asynchronous copies).
+        num_threads: CPU intra-op threads (``torch.set_num_threads``, process-wide);
+            ``None`` leaves torch's choice.
     """
 
     device: str = 'auto'
@@ -57,6 +80,13 @@ class EngineConfig:
     channels_last: bool = True
     text_cache_size: int = 64
     profile: bool = True
+    compile: str = 'none'
+    attention: str = 'sdpa'
+    shared_encode: bool = True
+    text_cache: bool = True
+    overlap: bool = True
+    pinned_memory: bool = True
+    num_threads: Optional[int] = None
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming them."""
@@ -74,6 +104,12 @@ class EngineConfig:
             self.input_size = (h, w)
         if self.text_cache_size < 1:
             raise ValueError(f'text_cache_size {self.text_cache_size} must be >= 1')
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f'compile {self.compile!r} not in {", ".join(COMPILE_MODES)}')
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f'attention {self.attention!r} not in {", ".join(ATTENTION_MODES)}')
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f'num_threads {self.num_threads} must be >= 1 or None')
 
 
 @dataclass
@@ -86,7 +122,9 @@ class Prediction:
         probs: (Q, H, W) float32 foreground probability.
         scores: per query, mean foreground probability inside its mask (0 when empty).
         truncated: per query, whether the text was cut to the model's token length.
-        timings: milliseconds per stage (preprocess, vae, text, depth, refer, postprocess, total).
+        timings: milliseconds per stage (preprocess, vae, text, depth, refer, postprocess, total);
+            ``depth`` and ``refer`` are further split into ``*_unet`` (the backbone forward)
+            and ``*_head`` (conditioning, head, crop and upsampling to the model size).
     """
 
     depth: Optional[np.ndarray]
@@ -136,19 +174,28 @@ class VPDEngine:
         self.config = config or EngineConfig()
         self.device = resolve_device(self.config.device)
         self.dtype = resolve_dtype(self.config.dtype, self.device)
+        if self.config.num_threads is not None and self.device.type == 'cpu':
+            torch.set_num_threads(self.config.num_threads)
         self.shared_vae = (depth is not None and refer is not None
                            and same_weights(depth.backbone.vae, refer.backbone.vae))
         if self.shared_vae:
             refer.backbone.vae = depth.backbone.vae  # one copy in device memory
+        self._timings: Optional[Dict[str, float]] = None  # the running frame's, for the hooks
         fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
-        self.depth = self._prepare(depth, fmt)
-        self.refer = self._prepare(refer, fmt)
+        self.depth = self._prepare(depth, fmt, 'depth')
+        self.refer = self._prepare(refer, fmt, 'refer')
         native = (depth or refer).backbone.vae.config.sample_size
         self.input_size = self.config.input_size or (int(native), int(native))
         self._text_cache: 'OrderedDict[str, Tuple[torch.Tensor, bool]]' = OrderedDict()
         self._lock = threading.Lock()
+        self._side_stream = None
+        if (self.device.type == 'cuda' and self.config.overlap and self.depth is not None
+                and self.refer is not None):
+            self._side_stream = torch.cuda.Stream(self.device)
+        if self.config.compile != 'none':
+            self._compile()
 
-    def _prepare(self, model: Optional[torch.nn.Module], fmt: torch.memory_format):
+    def _prepare(self, model: Optional[torch.nn.Module], fmt: torch.memory_format, task: str):
         if model is None:
             return None
         model = model.eval().requires_grad_(False)
@@ -156,7 +203,71 @@ class VPDEngine:
         for module in model.modules():
             if isinstance(module, torch.nn.Conv2d) and module.weight.ndim == 4:
                 module.to(memory_format=fmt)
+        if self.config.attention == 'explicit':
+            set_explicit_attention(model)
+        self._time_backbone(model.backbone, f'{task}_unet')
         return model
+
+    def _sync(self) -> None:
+        """Wait for the device when profiling, so that host clocks measure device work."""
+        if self.config.profile and self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    def _time_backbone(self, backbone: torch.nn.Module, name: str) -> None:
+        """Add the backbone's forward time to the running frame's timings under ``name``."""
+        starts: List[float] = []
+
+        def before(_module: torch.nn.Module, _args: object) -> None:
+            self._sync()
+            starts.append(time.perf_counter())
+
+        def after(_module: torch.nn.Module, _args: object, _out: object) -> None:
+            self._sync()
+            elapsed = (time.perf_counter() - starts.pop()) * 1e3
+            if self._timings is not None:
+                self._timings[name] = self._timings.get(name, 0.0) + elapsed
+
+        backbone.register_forward_pre_hook(before)
+        backbone.register_forward_hook(after)
+
+    def _compile(self) -> None:
+        """Wrap each backbone forward and the VAE encoder in ``torch.compile`` (lazy)."""
+        import torch._dynamo  # noqa: F401  (makes torch._dynamo.config importable)
+
+        limit = max(torch._dynamo.config.cache_size_limit, COMPILE_CACHE_LIMIT)
+        torch._dynamo.config.cache_size_limit = limit
+        mode = None if self.config.compile == 'default' else self.config.compile
+        vaes: List[torch.nn.Module] = []
+        for model in (self.depth, self.refer):
+            if model is None:
+                continue
+            backbone = model.backbone
+            # An instance attribute: the module's hooks (stage timing) stay outside the graph.
+            backbone.forward = torch.compile(backbone.forward, mode=mode, dynamic=False)
+            if not any(backbone.vae is v for v in vaes):
+                vaes.append(backbone.vae)
+                backbone.vae.encoder.compile(mode=mode, dynamic=False)
+
+    def warmup(self, queries: int = 1, iterations: int = 2) -> float:
+        """Run blank frames through every task so that lazy set-up happens now; return seconds.
+
+        CUDA context and kernel selection, and with ``compile`` the compilation (minutes)
+        and CUDA-graph capture, happen on the first frames. ``queries`` is the number of
+        queries per frame to prepare for (compiled graphs are specialised on it); the
+        warm-up texts are dropped from the text cache afterwards.
+        """
+        if queries < 0 or iterations < 1:
+            raise ValueError(f'warmup needs queries >= 0 and iterations >= 1, got {queries}, '
+                             f'{iterations}')
+        start = time.perf_counter()
+        texts = [f'warm-up query {i}' for i in range(queries)] if self.refer is not None else []
+        frame = np.zeros(self.input_size + (3,), np.uint8)
+        for _ in range(iterations):
+            self.predict(frame, texts, depth=self.depth is not None)
+        with self._lock:
+            for text in texts:
+                self._text_cache.pop(text, None)
+        return time.perf_counter() - start
 
     # --- construction -------------------------------------------------------------------------
 
@@ -234,14 +345,16 @@ class VPDEngine:
     def _stage(self, timings: Dict[str, float], name: str) -> Iterator[None]:
         start = time.perf_counter()
         yield
-        if self.config.profile and self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
+        self._sync()
         timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
     def text_features(self, queries: Sequence[str]) -> Tuple[torch.Tensor, List[bool]]:
         """Return (Q, L, D) text features for queries, computing only those not cached."""
         if self.refer is None:
             raise RuntimeError('this engine has no referring model')
+        if not self.config.text_cache:
+            encoded = self.refer.encode_text(list(queries))
+            return encoded.embeddings, list(encoded.truncated)
         missing = list(dict.fromkeys(q for q in queries if q not in self._text_cache))
         if missing:
             encoded = self.refer.encode_text(missing)
@@ -254,16 +367,36 @@ class VPDEngine:
             self._text_cache.popitem(last=False)
         return torch.stack([f[0] for f in feats]), [f[1] for f in feats]
 
+    def _upload(self, rgb: np.ndarray) -> torch.Tensor:
+        """Return the frame as a uint8 tensor on the device (through pinned memory on CUDA)."""
+        src = torch.from_numpy(np.ascontiguousarray(rgb))
+        if self.device.type != 'cuda':
+            return src
+        if self.config.pinned_memory:
+            # torch's caching host allocator recycles the block once the copy has finished.
+            src = torch.empty(src.shape, dtype=src.dtype, pin_memory=True).copy_(src)
+        return src.to(self.device, non_blocking=True)
+
+    def _to_host(self, x: torch.Tensor) -> np.ndarray:
+        """Return a device tensor as a numpy array (through pinned memory on CUDA)."""
+        if self.device.type == 'cuda' and self.config.pinned_memory:
+            out = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+            out.copy_(x, non_blocking=True)
+            torch.cuda.current_stream(self.device).synchronize()
+            return out.numpy()
+        return x.cpu().numpy()
+
     def _to_model_input(self, rgb: np.ndarray) -> torch.Tensor:
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
                 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
             raise ValueError('expected an (H, W, 3) uint8 RGB array, got '
                              f'{getattr(rgb, "dtype", type(rgb))} {getattr(rgb, "shape", "")}')
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
-        x = x.permute(2, 0, 1)[None].to(self.dtype) / 255.0
+        # Resized in float32: antialiased resizing has no bfloat16/float16 CPU kernel.
+        x = self._upload(rgb).permute(2, 0, 1)[None].float().div_(255.0)
         if tuple(x.shape[-2:]) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False,
                               antialias=True)
+        x = x.to(self.dtype)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x.clamp_(0.0, 1.0)
@@ -282,6 +415,16 @@ class VPDEngine:
             return self.depth.forward_latents(latents, batch.shape[-2:], scene)
         return shift_window_flip(predict, x)
 
+    @contextmanager
+    def _side_stream_if(self, active: bool) -> Iterator[None]:
+        """Run the block on the side stream, ordered after the work queued so far."""
+        if not active:
+            yield
+            return
+        self._side_stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self._side_stream):
+            yield
+
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, queries: Sequence[str] = (),
                 depth: bool = True) -> Prediction:
@@ -298,51 +441,77 @@ class VPDEngine:
         if queries and self.refer is None:
             raise RuntimeError('queries given but this engine has no referring model')
         with self._lock:
-            t: Dict[str, float] = {}
-            start = time.perf_counter()
-            h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
-            with self._stage(t, 'preprocess'):
-                x = self._to_model_input(rgb)
-            size = x.shape[-2:]
-            latents = None
-            if queries or (depth and not self.config.tta):
+            self._timings = {}
+            try:
+                return self._predict(rgb, queries, depth, self._timings)
+            finally:
+                self._timings = None
+
+    def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool,
+                 t: Dict[str, float]) -> Prediction:
+        start = time.perf_counter()
+        h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
+        if self.config.compile == 'reduce-overhead':
+            torch.compiler.cudagraph_mark_step_begin()
+        with self._stage(t, 'preprocess'):
+            x = self._to_model_input(rgb)
+        size = x.shape[-2:]
+        latents = None
+        if queries or (depth and not self.config.tta):
+            with self._stage(t, 'vae'):
+                latents = self._encode(self.depth if depth else self.refer, x)
+        text, truncated = None, []
+        if queries:
+            with self._stage(t, 'text'):
+                text, truncated = self.text_features(queries)
+        # Not with CUDA graphs (reduce-overhead): their replay on a second stream is untested.
+        overlap = (self._side_stream is not None and depth and bool(queries)
+                   and not self.config.profile and not self.config.tta
+                   and self.config.compile != 'reduce-overhead')
+        depth_out, logits = None, None
+        if depth:
+            with self._stage(t, 'depth'), self._side_stream_if(overlap):
+                if self.config.tta:
+                    depth_out = self._depth_tta(x)
+                else:
+                    depth_out = self.depth.forward_latents(latents, size, self._scene())
+        if queries:
+            refer_latents = latents
+            if depth and not (self.shared_vae and self.config.shared_encode):
                 with self._stage(t, 'vae'):
-                    latents = self._encode(self.depth if depth and self.depth is not None
-                                           else self.refer, x)
-            depth_out, logits, truncated = None, None, []
-            if depth:
-                with self._stage(t, 'depth'):
-                    if self.config.tta:
-                        depth_out = self._depth_tta(x)
-                    else:
-                        depth_out = self.depth.forward_latents(latents, size, self._scene())
-            if queries:
-                with self._stage(t, 'text'):
-                    text, truncated = self.text_features(queries)
-                with self._stage(t, 'refer'):
-                    refer_latents = latents
-                    if depth and not self.shared_vae:
-                        refer_latents = self._encode(self.refer, x)
-                    batch = refer_latents.expand(len(queries), -1, -1, -1)
-                    logits = self.refer.forward_latents(batch, text, size)
-            with self._stage(t, 'postprocess'):
-                out_depth, probs = self._postprocess(depth_out, logits, (h, w))
-                masks = probs > self.config.mask_threshold
-                scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
-            t['total'] = (time.perf_counter() - start) * 1e3
-            return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
-                              truncated=truncated, timings=t)
+                    refer_latents = self._encode(self.refer, x)
+            with self._stage(t, 'refer'):
+                batch = refer_latents.expand(len(queries), -1, -1, -1)
+                logits = self.refer.forward_latents(batch, text, size)
+        if overlap:
+            main = torch.cuda.current_stream(self.device)
+            main.wait_stream(self._side_stream)
+            depth_out.record_stream(main)
+        for task in ('depth', 'refer'):
+            if task in t:
+                t[f'{task}_head'] = t[task] - t.get(f'{task}_unet', 0.0)
+        with self._stage(t, 'postprocess'):
+            out_depth, probs = self._postprocess(depth_out, logits, (h, w))
+            masks = probs > self.config.mask_threshold
+            scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
+        t['total'] = (time.perf_counter() - start) * 1e3
+        return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
+                          truncated=truncated, timings=t)
 
     def _postprocess(self, depth: Optional[torch.Tensor], logits: Optional[torch.Tensor],
                      size: Tuple[int, int]) -> Tuple[Optional[np.ndarray], np.ndarray]:
         out_depth = None
         if depth is not None:
             d = F.interpolate(depth.float(), size=size, mode='bilinear', align_corners=False)
-            out_depth = d[0, 0].cpu().numpy()
+            out_depth = self._to_host(d[0, 0])
         probs = np.zeros((0,) + tuple(size), np.float32)
         if logits is not None:
-            up = F.interpolate(logits.float(), size=size, mode='bilinear', align_corners=True)
-            probs = torch.softmax(up, dim=1)[:, 1].cpu().numpy()
+            # softmax(l)[1] = sigmoid(l1 - l0), and bilinear interpolation is linear: upsample
+            # one channel instead of two.
+            logits = logits.float()
+            diff = logits[:, 1:] - logits[:, :1]
+            up = F.interpolate(diff, size=size, mode='bilinear', align_corners=True)
+            probs = self._to_host(torch.sigmoid(up[:, 0]))
         return out_depth, probs
 
     def release(self) -> None:
@@ -353,6 +522,21 @@ class VPDEngine:
             gc.collect()
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
+
+
+def set_explicit_attention(model: torch.nn.Module) -> None:
+    """Give every attention layer the explicit (materialised softmax) processor, as VPD ran it.
+
+    Layers that capture VPD's attention maps keep their :class:`AttentionMapProcessor` (already
+    explicit); a CLIP text tower switches to transformers' eager attention.
+    """
+    for module in model.modules():
+        if isinstance(module, Attention) and not isinstance(module.processor,
+                                                            AttentionMapProcessor):
+            module.set_processor(AttnProcessor())
+    text_encoder = getattr(model, 'text_encoder', None)
+    if text_encoder is not None:
+        text_encoder.set_attn_implementation('eager')
 
 
 def check_tasks(tasks: Sequence[str]) -> None:

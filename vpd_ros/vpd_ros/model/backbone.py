@@ -17,6 +17,7 @@ F4   ``up_blocks[0].resnets[1]``           64      c3
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Dict, List
 
 import torch
@@ -94,17 +95,16 @@ class VPDBackbone(nn.Module):
         self._taps: Dict[str, torch.Tensor] = {}
         self.attention_store = AttentionMapStore()
         for name, path in TAPS.items():
-            self.unet.get_submodule(path).register_forward_hook(self._tap_hook(name))
+            # A partial of a bound method (not a closure) so that copy.deepcopy rebinds it.
+            self.unet.get_submodule(path).register_forward_hook(partial(self._store_tap, name))
         if capture_attention:
             for group, paths in ATTENTION_GROUPS.items():
                 for path in paths:
                     layer = self.unet.get_submodule(path + '.transformer_blocks.0.attn2')
                     layer.set_processor(AttentionMapProcessor(self.attention_store, group))
 
-    def _tap_hook(self, name: str):
-        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            self._taps[name] = output[0] if isinstance(output, tuple) else output
-        return hook
+    def _store_tap(self, name: str, _module: nn.Module, _inputs: Any, output: Any) -> None:
+        self._taps[name] = output[0] if isinstance(output, tuple) else output
 
     @property
     def feature_channels(self) -> List[int]:

@@ -1,0 +1,134 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The benchmark: its report, and that its baseline is the naive engine with the same outputs."""
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
+
+from vpd_ros import bench
+from vpd_ros.engine import EngineConfig
+from vpd_ros.model.attention import AttentionMapProcessor
+
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope='module')
+def engines():
+    optimized = bench.optimized_config(device='cpu', input_size=SIZE)
+    return bench.build_engines('random:tiny', ('depth', 'refer'),
+                               {'baseline': bench.baseline_config(optimized),
+                                'optimized': optimized})
+
+
+def test_report_has_stages_percentiles_memory_and_versions():
+    """A two-iteration run reports every stage, p50/p90/p99, memory, machine and versions."""
+    parser = argparse.ArgumentParser()
+    bench.add_bench_arguments(parser)
+    args = parser.parse_args(['--weights', 'random:tiny', '--device', 'cpu', '--input-size',
+                              '64x64', '--frame-size', '48x80', '--iterations', '2',
+                              '--warmup', '1', '--queries', '1', '2'])
+    report = bench.engine_report(args)
+    assert report['queries'] == [1, 2]
+    for q in (1, 2):
+        result = report['results'][q]['optimized']
+        assert set(result['stages_ms']) == set(bench.STAGES)
+        assert result['stages_ms']['depth'] >= result['stages_ms']['depth_unet'] > 0
+        assert result['stages_ms']['refer_head'] == pytest.approx(
+            result['stages_ms']['refer'] - result['stages_ms']['refer_unet'], abs=1e-6)
+        lat = result['latency_ms']
+        assert 0 < lat['p50'] <= lat['p90'] <= lat['p99']
+        assert result['host_peak_mb'] > result['weights_mb'] > 0
+        assert result['device_peak_mb'] is None  # CPU
+    machine = report['machine']
+    assert machine['torch'] == torch.__version__ and machine['gpu'] == 'none'
+    assert {'cpu', 'cores', 'python', 'diffusers', 'transformers'} <= set(machine)
+    assert report['settings']['input_size'] == [64, 64]
+    assert '| latency p99 ms |' in report['markdown']
+    assert 'optimized, 2 q' in report['markdown']
+
+
+def test_baseline_runs_explicit_attention_everywhere(engines):
+    """Baseline: explicit attention on every layer except the capture ones; fp32 contiguous."""
+    base, opt = engines['baseline'], engines['optimized']
+    for engine, plain in ((base, AttnProcessor), (opt, AttnProcessor2_0)):
+        layers = [m for model in (engine.depth, engine.refer) for m in model.modules()
+                  if isinstance(m, Attention)]
+        capture = [m for m in layers if isinstance(m.processor, AttentionMapProcessor)]
+        assert len(capture) == 10  # VPD's cross-attention maps (tiny keeps all ten)
+        others = [m for m in layers if m not in capture]
+        assert others and all(type(m.processor) is plain for m in others)
+    assert base.refer.text_encoder.config._attn_implementation == 'eager'
+    conv = base.depth.backbone.unet.conv_in.weight
+    assert conv.dtype == torch.float32 and conv.is_contiguous()
+    assert opt.depth.backbone.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def count_calls(module, counter, key):
+    return module.register_forward_hook(lambda *_: counter.__setitem__(key, counter[key] + 1))
+
+
+def test_baseline_encodes_per_model_and_text_every_frame(engines):
+    """The baseline runs the VAE once per model and the text tower every frame."""
+    rgb = bench.make_frame(48, 80)
+    for name, vae_calls, text_calls in (('baseline', 2, 2), ('optimized', 1, 0)):
+        engine = engines[name]
+        engine.predict(rgb, ['the chair'])  # fills the optimized engine's text cache
+        counter = {'vae': 0, 'text': 0}
+        hooks = [count_calls(engine.depth.backbone.vae.encoder, counter, 'vae'),
+                 count_calls(engine.refer.text_encoder, counter, 'text')]
+        engine.predict(rgb, ['the chair'])
+        engine.predict(rgb, ['the chair'])
+        for hook in hooks:
+            hook.remove()
+        assert engine.shared_vae
+        assert counter == {'vae': 2 * vae_calls, 'text': text_calls}
+
+
+def test_baseline_and_optimized_outputs_are_equal(engines):
+    """Same weights, same frame: depth and probabilities agree to fp32 tolerance."""
+    for name in ('baseline', 'optimized'):
+        assert engines[name].dtype == torch.float32
+    a, b = engines['baseline'].depth, engines['optimized'].depth
+    for (ka, ta), (kb, tb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(ta, tb)
+    with torch.no_grad():  # a strong adapter: queries then change the features
+        for engine in engines.values():
+            engine.refer.backbone.gamma.fill_(1.0)
+    rgb = bench.make_frame(48, 80, seed=3)
+    queries = ['the chair', 'the red mug on the left']
+    base = engines['baseline'].predict(rgb, queries)
+    opt = engines['optimized'].predict(rgb, queries)
+    np.testing.assert_allclose(opt.depth, base.depth, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(opt.probs, base.probs, atol=1e-4)
+    assert not np.allclose(base.probs[0], base.probs[1], atol=1e-4)
+
+
+def test_config_options_are_checked():
+    """Unknown compile and attention modes are refused by name."""
+    with pytest.raises(ValueError, match='compile'):
+        EngineConfig(compile='fast')
+    with pytest.raises(ValueError, match='attention'):
+        EngineConfig(attention='flash')
+    with pytest.raises(ValueError, match='num_threads'):
+        EngineConfig(num_threads=0)
+
+
+def test_warmup_runs_every_task_and_leaves_no_warmup_text(engines):
+    """warmup() runs frames through both models and drops its own texts from the cache."""
+    engine = engines['optimized']
+    engine.text_features(['kept query'])
+    counter = {'depth': 0, 'refer': 0}
+    hooks = [count_calls(engine.depth.backbone, counter, 'depth'),
+             count_calls(engine.refer.backbone, counter, 'refer')]
+    seconds = engine.warmup(queries=2, iterations=1)
+    for hook in hooks:
+        hook.remove()
+    assert seconds > 0 and counter == {'depth': 1, 'refer': 1}
+    assert 'kept query' in engine._text_cache
+    assert not [q for q in engine._text_cache if q.startswith('warm-up')]
+    with pytest.raises(ValueError, match='iterations'):
+        engine.warmup(iterations=0)
