@@ -34,6 +34,20 @@ test: setup
 demo: setup
 	$(VENV)/bin/vpd-ros demo $(DEMO_ARGS)
 
+# make test-jazzy: create/update .venv-jazzy (ROS 2 Jazzy wheels, scripts/setup-jazzy.sh) and run
+# the node tests with it (docs/reliability.md). Started from the Kilted venv (pytest, make in
+# a venv shell), the bootstrap mark and library path of that venv must not reach the Jazzy one.
+JAZZY_VENV ?= $(CURDIR)/.venv-jazzy
+JAZZY_TESTS = $(wildcard vpd_ros/test/test_node*.py) vpd_ros/test/test_bad_input.py \
+	vpd_ros/test/test_faults.py vpd_ros/test/test_interfaces_dds.py
+.PHONY: test-jazzy
+test-jazzy:
+	env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH VENV="$(JAZZY_VENV)" \
+		bash scripts/setup-jazzy.sh
+	mkdir -p build
+	env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH $(JAZZY_VENV)/bin/python -m pytest \
+		--junitxml=build/test-results-jazzy.xml $(JAZZY_TESTS) $(PYTEST_ARGS)
+
 lint: setup
 	$(VENV_PYTHON) -m pytest vpd_ros/test/test_lint.py $(PYTEST_ARGS)
 

@@ -98,6 +98,37 @@ class FrameStats:
         return report
 
 
+class LogLimiter:
+    """Say whether a log text may be written now: each distinct text at most once a period.
+
+    A camera that keeps sending the same broken frame logs one line per ``period`` seconds,
+    while a different problem (another text) is logged at once; rclpy's own throttle is per
+    call site and would hide it.
+    """
+
+    #: Remembered texts before the oldest are forgotten (bounds memory under varying texts).
+    MAX_TEXTS = 256
+
+    def __init__(self, period: float) -> None:
+        if not period >= 0.0:
+            raise ValueError(f'period {period!r} must be >= 0 seconds')
+        self.period = period
+        self._last: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, text: str, now: Optional[float] = None) -> bool:
+        """Return True when ``text`` was not allowed within the last period (and note it)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            last = self._last.get(text)
+            if last is not None and now - last < self.period:
+                return False
+            if len(self._last) >= self.MAX_TEXTS:
+                self._last.pop(min(self._last, key=self._last.__getitem__))
+            self._last[text] = now
+            return True
+
+
 def diagnostic_array(report: StatsReport, stamp: Time, name: str, hardware_id: str,
                      state: str, extra: Optional[Dict[str, str]] = None) -> DiagnosticArray:
     """Build the /diagnostics message of one period.

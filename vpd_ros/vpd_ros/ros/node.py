@@ -9,9 +9,13 @@ while a frame is in flight. See docs/ros-interface.md for the full interface.
 
 from __future__ import annotations
 
+import ctypes
+import math
+import os
+import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 import numpy as np
 import rclpy
@@ -19,19 +23,25 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile,
+                       ReliabilityPolicy)
+
+try:  # Jazzy and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker
 
-from vpd_ros.engine import EngineConfig, Prediction, VPDEngine
 from vpd_ros.geometry import ground_object, intrinsics_for_image
 from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_K,
                                      compressed_to_rgb, depth_to_image, depth_to_pointcloud2,
                                      image_to_rgb, mask_to_image)
-from vpd_ros.ros.diagnostics import FrameStats, diagnostic_array
+from vpd_ros.ros.diagnostics import FrameStats, LogLimiter, diagnostic_array
 from vpd_ros.ros.messages import (camera_info_for_image, delete_all_marker, grounding_markers,
                                   grounding_msg)
 from vpd_ros.ros.params import (RUNTIME, NodeConfig, check_value, declare_parameters,
@@ -42,6 +52,12 @@ from vpd_ros.visualize import colorize_depth, overlay_masks
 from vpd_ros_interfaces.msg import Grounding
 from vpd_ros_interfaces.srv import Ground, SetQuery
 
+if TYPE_CHECKING:  # imported in load_engine, after the download policy is in the environment
+    from vpd_ros.engine import Prediction, VPDEngine
+
+#: Service request queue: the default (10) silently drops requests of a burst of callers.
+SERVICE_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE)
 #: Seconds between repeats of the same input warning.
 LOG_THROTTLE_S = 5.0
 #: Executor threads: frames, services, ground waiters (reentrant), lifecycle/parameters, timer.
@@ -55,8 +71,64 @@ OUTPUTS = {'depth': Image, 'depth/camera_info': CameraInfo, 'mask': Image,
 INPUTS = ('image', 'camera_info', 'query')
 
 
+def _policy_name(policy: Any) -> str:
+    """Return the upper-case name of a QoS policy kind or value (e.g. ``RELIABILITY``)."""
+    if isinstance(policy, int) and not hasattr(policy, 'name'):
+        try:
+            policy = QoSPolicyKind(policy)
+        except ValueError:
+            return str(policy)
+    return getattr(policy, 'name', str(policy)).upper().replace('RMW_QOS_POLICY_', '')
+
+
+#: Variables that keep huggingface_hub, transformers and datasets from using the network.
+OFFLINE_VARIABLES = ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_DATASETS_OFFLINE')
+
+
+def apply_download_policy(allow_download: bool) -> str:
+    """Set the offline variables unless downloads are allowed; return a log description.
+
+    They must be in the environment before diffusers/transformers are imported (they read
+    them once), which :func:`load_engine` does lazily, so the node calls this first.
+    """
+    if allow_download:
+        return 'model downloads allowed (allow_download true)'
+    for name in OFFLINE_VARIABLES:
+        os.environ[name] = '1'
+    return f'offline: {", ".join(f"{n}=1" for n in OFFLINE_VARIABLES)} (allow_download false)'
+
+
+def _return_freed_memory() -> None:
+    """Give freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Lifecycle transitions run on executor pool threads, each with its own malloc arena, and a
+    released model's weights otherwise stay reserved in the arena that loaded them: after
+    cleanup/configure cycles the RSS grew in model-sized steps without any leak.
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _truncation_note(engine: VPDEngine, queries: List[str]) -> str:
+    """Return a note naming the queries longer than the engine's text tokens, or ``''``.
+
+    Such queries are cut to the token length (Grounding.truncated is set on their results).
+    """
+    from vpd_ros.model.text import tokenize
+
+    cut = [q for q, t in zip(queries, tokenize(queries, engine.token_length).truncated) if t]
+    if not cut:
+        return ''
+    return (f' (truncated to the model\'s {engine.token_length} text tokens: '
+            f'{join_queries(cut)})')
+
+
 def load_engine(config: NodeConfig) -> VPDEngine:
     """Load the engine a :class:`NodeConfig` names (official checkpoints or ``weights``)."""
+    from vpd_ros.engine import EngineConfig, VPDEngine
+
     engine_config = EngineConfig(device=config.device, dtype=config.dtype,
                                  input_size=config.input_size)
     if config.official:
@@ -92,6 +164,8 @@ class VPDNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('vpd_node', **kwargs)
         declare_parameters(self)
+        self.get_logger().info(apply_download_policy(
+            bool(self.get_parameter('allow_download').value)))
         self._settings: Dict[str, Any] = parameter_values(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._frames_group = MutuallyExclusiveCallbackGroup()
@@ -99,6 +173,7 @@ class VPDNode(LifecycleNode):
         self._ground_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._stats = FrameStats()
+        self._log_limiter = LogLimiter(LOG_THROTTLE_S)
         self._state_label = 'unconfigured'
         self._engine: Optional[VPDEngine] = None
         self._config: Optional[NodeConfig] = None
@@ -106,6 +181,7 @@ class VPDNode(LifecycleNode):
         self._queries: List[str] = []
         self._queries_lock = threading.Lock()
         self._camera_info: Optional[CameraInfo] = None
+        self._qos_warned: set = set()
         self._outputs: Dict[str, Any] = {}
         self._service_handles: List[Any] = []
         self._input_subs: List[Any] = []
@@ -179,9 +255,9 @@ class VPDNode(LifecycleNode):
         self._outputs['current_query'] = self.create_publisher(String, 'current_query', latched)
         self._service_handles = [
             self.create_service(SetQuery, '~/set_query', self._on_set_query,
-                                callback_group=self._service_group),
+                                qos_profile=SERVICE_QOS, callback_group=self._service_group),
             self.create_service(Ground, '~/ground', self._on_ground,
-                                callback_group=self._ground_group),
+                                qos_profile=SERVICE_QOS, callback_group=self._ground_group),
         ]
 
     def _destroy_outputs(self) -> None:
@@ -204,25 +280,53 @@ class VPDNode(LifecycleNode):
         self._worker = InferenceWorker(self._process, self._on_worker_error,
                                        float(settings['max_rate']))
         self._worker.start()
+        self._qos_warned = set()
         if settings['image_transport'] == 'compressed':
             topic = self.resolve_topic_name('image') + '/compressed'
-            image_sub = self.create_subscription(CompressedImage, topic, self._on_image, qos,
-                                                 callback_group=self._frames_group)
+            image_sub = self.create_subscription(
+                CompressedImage, topic, self._on_image, qos, callback_group=self._frames_group,
+                event_callbacks=self._qos_events(topic, settings))
         else:
             topic = self.resolve_topic_name('image')
-            image_sub = self.create_subscription(Image, 'image', self._on_image, qos,
-                                                 callback_group=self._frames_group)
+            image_sub = self.create_subscription(
+                Image, 'image', self._on_image, qos, callback_group=self._frames_group,
+                event_callbacks=self._qos_events(topic, settings))
+        info_topic = self.resolve_topic_name('camera_info')
         self._input_subs = [
             image_sub,
             self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, info_qos,
-                                     callback_group=self._frames_group),
+                                     callback_group=self._frames_group,
+                                     event_callbacks=self._qos_events(info_topic, settings)),
             self.create_subscription(String, 'query', self._on_query_topic, 10,
                                      callback_group=self._service_group),
         ]
+        output_qos = self._config.output_qos if self._config is not None else None
+        self.get_logger().info(
+            f'input QoS: reliability {settings["qos.input.reliability"]}, durability volatile, '
+            f'keep last {int(settings["qos.input.depth"])}; output QoS: reliability '
+            f'{_policy_name(output_qos.reliability) if output_qos else "n/a"}, durability '
+            f'volatile (current_query transient local)')
         self._state_label = 'active'
         self.get_logger().info(f'active: image {topic} ({settings["image_transport"]}), '
                                f'queries {self._standing()}')
         return super().on_activate(state)
+
+    def _qos_events(self, topic: str, settings: Dict[str, Any]) -> SubscriptionEventCallbacks:
+        """Return event callbacks that warn once per activation about an incompatible publisher.
+
+        A publisher whose QoS cannot match (typically best_effort against this reliable
+        subscription) delivers nothing and DDS says so only through this event.
+        """
+        def on_incompatible(info: Any) -> None:
+            if topic in self._qos_warned:
+                return
+            self._qos_warned.add(topic)
+            self.get_logger().warning(
+                f'incompatible QoS on {topic}: a publisher cannot match policy '
+                f'{_policy_name(info.last_policy_kind)} of this subscription (reliability '
+                f'{settings["qos.input.reliability"]}); nothing arrives from it until one side '
+                'changes (parameter qos.input.reliability)')
+        return SubscriptionEventCallbacks(incompatible_qos=on_incompatible)
 
     def _stop_worker(self, reason: str) -> None:
         for sub in self._input_subs:
@@ -247,6 +351,7 @@ class VPDNode(LifecycleNode):
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.release()
+            _return_freed_memory()
         self._camera_info = None
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -307,7 +412,8 @@ class VPDNode(LifecycleNode):
                 marker_pub.publish(delete_all_marker(Header()))
         if not queries:
             return True, 'query cleared: depth only'
-        return True, f'standing queries: {join_queries(queries)}'
+        return True, f'standing queries: {join_queries(queries)}' + _truncation_note(engine,
+                                                                                  queries)
 
     def _on_set_query(self, request: SetQuery.Request,
                       response: SetQuery.Response) -> SetQuery.Response:
@@ -328,6 +434,10 @@ class VPDNode(LifecycleNode):
             return response
         if 'refer' not in engine.tasks:
             response.message = 'grounding needs a referring model, but tasks has no refer'
+            return response
+        if not math.isfinite(request.timeout):
+            response.message = (f'timeout {request.timeout!r} must be a finite number of seconds '
+                                '(<= 0 for the default)')
             return response
         try:
             query = parse_one_query(request.query, int(self._settings['max_query_length']))
@@ -370,9 +480,20 @@ class VPDNode(LifecycleNode):
         except ValueError as error:
             text = f'camera_info unusable, no 3D output: {error}'
             self._stats.error('camera_info_errors', text)
-            self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+            self._warn_limited(text)
             return None, None
         return info, K
+
+    # rclpy fixes each call site's severity, so warnings and errors need their own lines.
+    def _warn_limited(self, text: str) -> None:
+        """Log a warning unless the same text was logged within LOG_THROTTLE_S seconds."""
+        if self._log_limiter.allow(text):
+            self.get_logger().warning(text)
+
+    def _error_limited(self, text: str) -> None:
+        """Log an error unless the same text was logged within LOG_THROTTLE_S seconds."""
+        if self._log_limiter.allow(text):
+            self.get_logger().error(text)
 
     def _decode(self, msg: Any) -> np.ndarray:
         max_pixels = int(self._settings['max_image_pixels'])
@@ -393,7 +514,7 @@ class VPDNode(LifecycleNode):
         except ImageDecodeError as error:
             text = f'image refused: {error}'
             self._stats.error('decode_errors', text)
-            self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+            self._warn_limited(text)
             for request in job.requests:
                 request.finish(error=text)
             return
@@ -465,7 +586,7 @@ class VPDNode(LifecycleNode):
     def _on_worker_error(self, job: Job, error: BaseException) -> None:
         text = f'inference failed, frame dropped: {type(error).__name__}: {error}'
         self._stats.error('inference_errors', text)
-        self.get_logger().error(text, throttle_duration_sec=LOG_THROTTLE_S)
+        self._error_limited(text)
         if type(error).__name__ == 'OutOfMemoryError':
             import torch  # already loaded by the engine; only CUDA memory needs freeing
 
@@ -491,8 +612,14 @@ class VPDNode(LifecycleNode):
             f'{self.get_name()}: inference', hardware, self._state_label, extra))
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    """Run ``vpd_node`` until SIGINT/SIGTERM; return 0 on a clean exit."""
+def main(args: Optional[List[str]] = None) -> NoReturn:
+    """Run ``vpd_node`` until SIGINT/SIGTERM; end the process with 0 after a clean shutdown.
+
+    Everything the node holds is released explicitly below; the interpreter's own teardown of
+    torch, diffusers and transformers would then take another 1.5-3 s on a small CPU, so the
+    process ends with ``os._exit`` and meets the 2 s that launch or systemd allow on SIGINT.
+    An exception escaping the shutdown propagates normally (non-zero exit, traceback).
+    """
     rclpy.init(args=args)
     node = VPDNode()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
@@ -504,13 +631,19 @@ def main(args: Optional[List[str]] = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except _rclpy.RCLError:
+        # SIGTERM's handler can invalidate the context while the executor builds a wait set.
+        if rclpy.ok():
+            raise
     finally:
         node.close()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    main()

@@ -11,6 +11,7 @@ say so. QoS profiles are built from the ``qos.*`` values here too.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
@@ -145,6 +146,9 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('max_query_length', 200, 'longest accepted query, characters', RUNTIME,
               _at_least(1)),
     ParamSpec('autostart', True, 'configure and activate at start', STARTUP),
+    ParamSpec('allow_download', False, 'let model loading reach the network (Hugging Face '
+              'Hub); false sets HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE and HF_DATASETS_OFFLINE',
+              STARTUP),
 )
 
 SPECS: Dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
@@ -212,6 +216,22 @@ def qos_profile(reliability: str, depth: int,
                       reliability=RELIABILITY[reliability], durability=durability)
 
 
+def check_path(name: str, path: str, kinds: Tuple[str, ...]) -> None:
+    """Check that parameter ``name`` names an existing, readable ``file`` or ``folder``.
+
+    Raises:
+        ValueError: the path is missing, of another kind (or not a regular file) or unreadable.
+    """
+    if not os.path.exists(path):
+        raise ValueError(f'{name} {path!r} does not exist')
+    is_file, is_dir = os.path.isfile(path), os.path.isdir(path)
+    if not (('file' in kinds and is_file) or ('folder' in kinds and is_dir)):
+        found = 'a folder' if is_dir else 'not a regular file'
+        raise ValueError(f'{name} {path!r} is {found}; expected {" or ".join(kinds)}')
+    if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
+        raise ValueError(f'{name} {path!r} is not readable by this process')
+
+
 def read_config(values: Mapping[str, Any]) -> NodeConfig:
     """Validate all startup values together and return them as a :class:`NodeConfig`.
 
@@ -229,6 +249,11 @@ def read_config(values: Mapping[str, Any]) -> NodeConfig:
         if missing:
             raise ValueError(f'tasks {values["tasks"]!r} needs official.{missing[0]}_checkpoint '
                              'when official checkpoints are used (or set tasks to the one given)')
+    for name, kinds in (('official.depth_checkpoint', ('file',)),
+                        ('official.refer_checkpoint', ('file',)),
+                        ('official.sd15', ('file', 'folder'))):
+        if values[name]:
+            check_path(name, values[name], kinds)
     queries = parse_queries(values['default_query'], int(values['max_query_length']))
     if queries and 'refer' not in tasks:
         raise ValueError(f'default_query {values["default_query"]!r} needs a referring model, '

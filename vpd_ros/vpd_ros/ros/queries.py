@@ -9,17 +9,33 @@ run as one batch on every frame (one mask and one Grounding each). Blank text me
 
 from __future__ import annotations
 
+import unicodedata
 from typing import List
 
 SEPARATOR = ';'
+
+
+def _check_printable(text: str) -> None:
+    """Raise ValueError when ``text`` holds control characters other than whitespace.
+
+    NUL, escape sequences and other C0/C1 controls are never part of a referring expression;
+    they would reach logs and the tokenizer verbatim. Tabs and newlines are spacing.
+    """
+    bad = sorted({f'U+{ord(c):04X}' for c in text
+                  if unicodedata.category(c) == 'Cc' and not c.isspace()})
+    if bad:
+        raise ValueError(f'query contains control characters ({", ".join(bad)}); only '
+                         'printable text and spaces are allowed')
 
 
 def parse_queries(text: str, max_length: int) -> List[str]:
     """Split ``text`` at ``;`` into stripped, non-empty, distinct queries, in order.
 
     Raises:
-        ValueError: a query is longer than ``max_length`` characters.
+        ValueError: a query is longer than ``max_length`` characters, or the text holds
+            control characters.
     """
+    _check_printable(text)
     queries: List[str] = []
     for part in text.split(SEPARATOR):
         query = ' '.join(part.split())
@@ -35,8 +51,10 @@ def parse_one_query(text: str, max_length: int) -> str:
     """Return one normalised query for ``~/ground`` (``;`` is kept as text).
 
     Raises:
-        ValueError: the query is blank or longer than ``max_length`` characters.
+        ValueError: the query is blank, longer than ``max_length`` characters or holds
+            control characters.
     """
+    _check_printable(text)
     query = ' '.join(text.split())
     if not query:
         raise ValueError('query must not be blank')
