@@ -8,14 +8,15 @@
 # run return in well under a second.
 #
 # Environment: VENV (default <repo>/.venv), PYTHON (default python3.11; the ROS wheels are cp311),
-# BUILD_DIR (default <repo>/build), FORCE=1 to ignore the stamp.
+# BUILD_DIR (default <repo>/build), REQ (default scripts/requirements.txt; setup-jazzy.sh passes
+# the Jazzy pins), FORCE=1 to ignore the stamp.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
 PYTHON=${PYTHON:-python3.11}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
-REQ=$ROOT/scripts/requirements.txt
+REQ=${REQ:-$ROOT/scripts/requirements.txt}
 STAMP=$VENV/.vpd_ros_setup.stamp
 
 # A parent process of another ROS-wheels venv leaks its bootstrap mark and library path; the
@@ -33,7 +34,7 @@ setup_key() {
   (
     cd "$ROOT"
     printf '%s\n%s\n' "$ROOT" "$VENV"
-    find scripts/setup.sh scripts/requirements.txt vpd_ros_interfaces vpd_ros/setup.py \
+    find scripts/setup.sh "$REQ" vpd_ros_interfaces vpd_ros/setup.py \
       vpd_ros/setup.cfg vpd_ros/package.xml vpd_ros/resource \
       -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   ) | sha256sum | cut -d' ' -f1
@@ -127,7 +128,7 @@ ln -s "$ROOT/vpd_ros" "$VENV/share/vpd_ros"
 
 log "checking the result"
 (cd / && "$PY" -c 'import rclpy, vpd_ros, vpd_ros_interfaces.msg, vpd_ros_interfaces.srv')
-for exe in vpd-ros vpd_node; do
+for exe in vpd-ros vpd_node vpd_sim_camera; do
   [[ -x "$VENV/bin/$exe" ]] || { log "missing $VENV/bin/$exe"; exit 1; }
 done
 

@@ -107,7 +107,7 @@ def test_burst_leaves_no_backlog_and_services_answer_mid_frame(session: Session)
     inference time, which they could not be if the executor waited for the model.
     """
     count = 20
-    session.diagnostic_values()  # start a fresh diagnostics window
+    start_totals = session.diagnostic_values()
     before = len(session.depth)
     round_trips = []
     with session.camera('--format', 'jpeg', '--count', str(count), '--rate', '40',
@@ -126,7 +126,15 @@ def test_burst_leaves_no_backlog_and_services_answer_mid_frame(session: Session)
     assert stamps == sorted(stamps) and stamps[-1] == last
     assert len(stamps) < count / 2
     values = session.diagnostic_values()
-    assert int(values['dropped_total']) >= count - len(stamps) - 1
+
+    def delta(key: str) -> int:
+        return int(values[key]) - int(start_totals[key])
+    # Every frame that reached the node was processed or counted as dropped (none queued). Under
+    # load DDS itself may replace frames in the keep-last reader history before the node sees
+    # them, so 'received' can be below 'count'.
+    assert delta('received_total') == delta('processed_total') + delta('dropped_total')
+    assert delta('dropped_total') >= 1
+    assert delta('processed_total') == len(stamps)
     frame_ms = max(float(d.value) for diag in session.diagnostics for d in diag.status[0].values
                    if d.key == 'latency_ms.engine.total')
     assert len(round_trips) >= 3

@@ -364,10 +364,10 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
               'qos.input.reliability': 'reliable'}
     if args.input_size:
         params['input_size'] = '[{},{}]'.format(*args.input_size)
-    node_cmd = soak._executable('vpd_node') + ['--ros-args'] + [
+    node_cmd = rosenv.executable('vpd_node') + ['--ros-args'] + [
         a for k, v in params.items() for a in ('-p', f'{k}:={v}')]
     height, width = args.frame_size
-    camera_cmd = soak._executable('vpd_sim_camera') + [
+    camera_cmd = rosenv.executable('vpd_sim_camera') + [
         '--ros-args', '-p', 'scene_count:=0', '-p', 'frames_per_scene:=1000000',
         '-p', f'rate:={args.rate}', '-p', f'width:={width}', '-p', f'height:={height}']
     report = soak.SoakReport(duration_s=args.duration, weights=weights)
@@ -381,7 +381,7 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
                     raise RuntimeError('vpd_node did not become active; its log:\n'
                                        + node.output()[-3000:])
             with rosenv.RosProcess(camera_cmd, env, os.path.join(tmp, 'camera.log')) as camera:
-                soak._measure(client, node, camera, report, args.warmup_s)
+                soak.measure(client, node, camera, report, args.warmup_s)
     finally:
         client.close()
     stages = {k: float(np.mean(v)) for k, v in sorted(client.stage_ms.items())}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,6 +109,21 @@ def apply_session_env(log_dir: str | os.PathLike[str]) -> dict[str, str]:
     os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
     Path(settings['ROS_LOG_DIR']).mkdir(parents=True, exist_ok=True)
     return settings
+
+
+def executable(name: str) -> list[str]:
+    """Return the command for a console script of this environment (``vpd_node``, ...).
+
+    Looks beside this interpreter first (a venv need not be on PATH), then on PATH.
+    """
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    if os.path.exists(path):
+        return [path]
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f'{name} not found beside {sys.executable} or on PATH: is '
+                                'vpd_ros installed (make setup / colcon build)?')
+    return [found]
 
 
 def python_command(target: str | os.PathLike[str], *args: str) -> list[str]:

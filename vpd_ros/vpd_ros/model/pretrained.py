@@ -93,5 +93,10 @@ class PretrainedMixin:
         with open(os.path.join(folder, CONFIG_NAME), encoding='utf-8') as f:
             config = json.load(f)
         model = cls.from_config(config)
-        load_strict(model, load_file(weights), weights)
+        try:
+            state = load_file(weights)
+        except Exception as error:  # safetensors raises its own error type without the path
+            raise CheckpointMismatchError(f'{weights} is not a readable safetensors file '
+                                          f'(truncated or corrupt?): {error}') from error
+        load_strict(model, state, weights)
         return model.eval()

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -54,11 +53,6 @@ class SceneResult:
     targets: List[int] = field(default_factory=list)
     groundings: List[object] = field(default_factory=list)
     depth: Optional[np.ndarray] = None
-
-
-def _executable(name: str) -> List[str]:
-    path = os.path.join(os.path.dirname(sys.executable), name)
-    return [path] if os.path.exists(path) else [shutil.which(name) or name]
 
 
 def pick_queries(expressions: List[dict]) -> List[Tuple[str, int]]:
@@ -218,10 +212,10 @@ def run_demo(args: argparse.Namespace) -> int:
     rosenv.apply_session_env(tmp)
     env = rosenv.ros_env(tmp)
     width, height = 640, 480
-    node_cmd = _executable('vpd_node') + [
+    node_cmd = rosenv.executable('vpd_node') + [
         '--ros-args', '-p', f'weights:={args.weights}', '-p', f'device:={args.device}',
         '-p', 'autostart:=true', '-p', 'publish.points:=false']
-    camera_cmd = _executable('vpd_sim_camera') + [
+    camera_cmd = rosenv.executable('vpd_sim_camera') + [
         '--ros-args', '-p', f'seed_start:={args.seed_start}', '-p', f'scene_count:={args.scenes}',
         '-p', f'frames_per_scene:={args.frames_per_scene}', '-p', f'rate:={args.rate}',
         '-p', f'width:={width}', '-p', f'height:={height}']

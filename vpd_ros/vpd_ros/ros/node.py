@@ -62,7 +62,6 @@ SERVICE_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
 LOG_THROTTLE_S = 5.0
 #: Executor threads: frames, services, ground waiters (reentrant), lifecycle/parameters, timer.
 EXECUTOR_THREADS = 6
-WARMUP_SIZE = (64, 64)
 #: Per-frame output topics (relative names) and their types; all use the qos.output profile.
 OUTPUTS = {'depth': Image, 'depth/camera_info': CameraInfo, 'mask': Image,
            'grounding': Grounding, 'grounding/marker': Marker, 'points': PointCloud2,
@@ -227,9 +226,7 @@ class VPDNode(LifecycleNode):
             engine.config.mask_threshold = float(self._settings['mask_threshold'])
             scene = int(self._settings['scene'])
             engine.config.scene = None if scene < 0 else scene
-            warmup = np.zeros(WARMUP_SIZE + (3,), np.uint8)
-            engine.predict(warmup, ['warm up'] if 'refer' in engine.tasks else [],
-                           depth='depth' in engine.tasks)
+            engine.warmup(queries=max(1, len(config.default_queries)), iterations=1)
         except Exception as error:  # noqa: BLE001 - any load failure must keep the node alive
             reason = f'configure failed: {type(error).__name__}: {error}'
             self._stats.error('inference_errors', reason)

@@ -31,7 +31,6 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .. import rosenv
-from .demo import _executable
 
 #: Default soak length, seconds (the issue's 10 minutes).
 DEFAULT_DURATION_S = 600.0
@@ -287,7 +286,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f'--width/--height {args.width}x{args.height} must be >= 1')
 
 
-def _measure(client: SoakClient, node: rosenv.RosProcess, camera: rosenv.RosProcess,
+def measure(client: SoakClient, node: rosenv.RosProcess, camera: rosenv.RosProcess,
              report: SoakReport, warmup: float) -> None:
     """Warm up, then sample the node once a second over the window, filling ``report``."""
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -340,10 +339,10 @@ def run_soak(args: argparse.Namespace) -> int:
     tmp = tempfile.mkdtemp(prefix='vpd_soak_')
     rosenv.apply_session_env(tmp)
     env = rosenv.ros_env(tmp)
-    node_cmd = _executable('vpd_node') + [
+    node_cmd = rosenv.executable('vpd_node') + [
         '--ros-args', '-p', f'weights:={weights}', '-p', f'device:={args.device}',
         '-p', 'autostart:=true', '-p', f'default_query:={args.query}']
-    camera_cmd = _executable('vpd_sim_camera') + [
+    camera_cmd = rosenv.executable('vpd_sim_camera') + [
         '--ros-args', '-p', 'scene_count:=0', '-p', 'frames_per_scene:=1000000',
         '-p', f'rate:={args.rate}', '-p', f'width:={args.width}', '-p', f'height:={args.height}']
     print(f'vpd-ros soak: {args.duration:.0f} s at {args.rate:g} Hz {args.width}x{args.height}, '
@@ -361,7 +360,7 @@ def run_soak(args: argparse.Namespace) -> int:
                     print('vpd_node did not become active; its log:\n' + node.output()[-3000:])
                     return 1
             with rosenv.RosProcess(camera_cmd, env, os.path.join(tmp, 'camera.log')) as camera:
-                _measure(client, node, camera, report, args.warmup)
+                measure(client, node, camera, report, args.warmup)
             if report.crashed:
                 print('vpd_node log tail:\n' + node.output()[-3000:])
     finally:
