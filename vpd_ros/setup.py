@@ -41,7 +41,6 @@ setup(
         'diffusers>=0.42,<0.43',
         'transformers>=5,<6',
         'torch>=2.1',
-        'rosbags-image',
         'tqdm',
     ],
     zip_safe=False,
