@@ -129,7 +129,8 @@ def load_engine(config: NodeConfig) -> VPDEngine:
     from vpd_ros.engine import EngineConfig, VPDEngine
 
     engine_config = EngineConfig(device=config.device, dtype=config.dtype,
-                                 input_size=config.input_size)
+                                 input_size=config.input_size, compile=config.compile,
+                                 num_threads=config.num_threads)
     if config.official:
         return VPDEngine.from_official(config.depth_checkpoint or None,
                                        config.refer_checkpoint or None,

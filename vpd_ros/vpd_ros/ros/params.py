@@ -101,6 +101,11 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               _device),
     ParamSpec('dtype', 'auto', 'auto (float16 on CUDA, float32 on CPU), float32, float16, '
               'bfloat16', CONFIGURE, _choice(*DTYPES)),
+    ParamSpec('compile', 'none', 'torch.compile of the backbones: none, default, '
+              'reduce-overhead (CUDA graphs) or max-autotune; compiled during configure',
+              CONFIGURE, _choice('none', 'default', 'reduce-overhead', 'max-autotune')),
+    ParamSpec('num_threads', 0, 'CPU threads for the model; 0 = torch\'s default (all cores)',
+              CONFIGURE, _at_least(0)),
     ParamSpec('input_size', Parameter.Type.INTEGER_ARRAY, 'model input [height, width] in '
               'pixels, multiples of 32; [] or unset = the model\'s native size', CONFIGURE,
               _input_size),
@@ -164,6 +169,8 @@ class NodeConfig:
     sd15: str
     device: str
     dtype: str
+    compile: str
+    num_threads: Optional[int]
     input_size: Optional[Tuple[int, int]]
     tasks: Tuple[str, ...]
     default_queries: Tuple[str, ...]
@@ -266,6 +273,8 @@ def read_config(values: Mapping[str, Any]) -> NodeConfig:
         sd15=values['official.sd15'],
         device=values['device'],
         dtype=values['dtype'],
+        compile=values['compile'],
+        num_threads=int(values['num_threads']) or None,
         input_size=(int(size[0]), int(size[1])) if size else None,
         tasks=tasks,
         default_queries=tuple(queries),
