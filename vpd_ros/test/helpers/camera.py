@@ -17,7 +17,6 @@ import time
 import cv2
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -76,17 +75,16 @@ def main() -> None:
     parser.add_argument('--stamp-base', type=int, default=1000)
     parser.add_argument('--wait-subscriber', type=float, default=60.0, help='seconds')
     args = parser.parse_args()
+    from ros_child import child_node  # run as a script: this folder is on sys.path
 
-    rclpy.init()
-    node = rclpy.create_node('vpd_test_camera', namespace=args.namespace)
-    qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
-                     reliability=ReliabilityPolicy.RELIABLE)
-    frames = [encode(camera_frame(args.seed, i, args.width, args.height), args.format)
-              for i in range(args.count)]
-    image_pub = node.create_publisher(type(frames[0][0]), frames[0][1], qos) if frames else None
-    info_pub = node.create_publisher(CameraInfo, 'camera_info', qos)
-    info = camera_info(args.width, args.height)
-    try:
+    with child_node('vpd_test_camera', namespace=args.namespace) as node:
+        qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE)
+        frames = [encode(camera_frame(args.seed, i, args.width, args.height), args.format)
+                  for i in range(args.count)]
+        image_pub = node.create_publisher(type(frames[0][0]), frames[0][1], qos) if frames else None
+        info_pub = node.create_publisher(CameraInfo, 'camera_info', qos)
+        info = camera_info(args.width, args.height)
         deadline = time.monotonic() + args.wait_subscriber
         while image_pub is not None and image_pub.get_subscription_count() == 0:
             if time.monotonic() > deadline:
@@ -108,11 +106,6 @@ def main() -> None:
                 time.sleep(delay)
         print('DONE', flush=True)
         rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 if __name__ == '__main__':

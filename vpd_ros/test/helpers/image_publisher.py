@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -37,15 +36,14 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--wait-subscriber', type=float, default=30.0, help='seconds')
     args = parser.parse_args()
+    from ros_child import child_node  # run as a script: this folder is on sys.path
     for name in ENV_NAMES:
         print(f'ENV {name}={os.environ.get(name, "")}', flush=True)
 
-    rclpy.init()
-    node = rclpy.create_node('vpd_test_image_publisher')
-    qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
-                     reliability=ReliabilityPolicy.RELIABLE)
-    publisher = node.create_publisher(Image, args.topic, qos)
-    try:
+    with child_node('vpd_test_image_publisher') as node:
+        qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE)
+        publisher = node.create_publisher(Image, args.topic, qos)
         deadline = time.monotonic() + args.wait_subscriber
         while publisher.get_subscription_count() == 0:
             if time.monotonic() > deadline:
@@ -66,11 +64,6 @@ def main() -> None:
             rclpy.spin_once(node, timeout_sec=1 / 30)
         print('DONE', flush=True)
         rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 if __name__ == '__main__':

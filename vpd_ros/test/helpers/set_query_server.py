@@ -9,9 +9,10 @@ process can check both answers. Prints ``READY <service>`` once the service exis
 import argparse
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 
 from vpd_ros_interfaces.srv import SetQuery
+
+from ros_child import child_node
 
 
 def main() -> None:
@@ -20,9 +21,6 @@ def main() -> None:
     parser.add_argument('--node-name', required=True)
     args = parser.parse_args()
 
-    rclpy.init()
-    node = rclpy.create_node(args.node_name)
-
     def handle(request: SetQuery.Request, response: SetQuery.Response) -> SetQuery.Response:
         query = request.query.strip()
         response.success = bool(query)
@@ -30,15 +28,10 @@ def main() -> None:
         print(f'REQUEST {request.query!r} -> {response.success}', flush=True)
         return response
 
-    service = node.create_service(SetQuery, '~/set_query', handle)
-    print(f'READY {node.resolve_service_name(service.srv_name)}', flush=True)
-    try:
+    with child_node(args.node_name) as node:
+        service = node.create_service(SetQuery, '~/set_query', handle)
+        print(f'READY {node.resolve_service_name(service.srv_name)}', flush=True)
         rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 if __name__ == '__main__':
