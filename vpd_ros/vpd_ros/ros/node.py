@@ -610,6 +610,21 @@ class VPDNode(LifecycleNode):
             f'{self.get_name()}: inference', hardware, self._state_label, extra))
 
 
+def spin(executor: MultiThreadedExecutor) -> None:
+    """Spin until shutdown, surviving entities destroyed while a wait set is being built.
+
+    Deactivate and cleanup (on a pool thread) destroy subscriptions and their QoS event
+    handlers; if the executor thread is adding one of them to its wait set at that moment,
+    rclpy raises InvalidHandle from ``spin``. The entity is gone on purpose: spin again.
+    """
+    while rclpy.ok():
+        try:
+            executor.spin()
+            return
+        except _rclpy.InvalidHandle:
+            continue
+
+
 def main(args: Optional[List[str]] = None) -> NoReturn:
     """Run ``vpd_node`` until SIGINT/SIGTERM; end the process with 0 after a clean shutdown.
 
@@ -626,7 +641,7 @@ def main(args: Optional[List[str]] = None) -> NoReturn:
         if node.get_parameter('autostart').value and not node.autostart():
             node.get_logger().error('autostart did not reach active; the node stays up for '
                                     'lifecycle requests')
-        executor.spin()
+        spin(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except _rclpy.RCLError:
