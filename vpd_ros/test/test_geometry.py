@@ -122,6 +122,52 @@ def test_ground_object_sphere_is_robust_to_bleeding_mask_holes_and_noise():
     assert 0 < result.depth_samples < result.pixel_count
 
 
+def full_frame_grounding(mask, depth, K, min_samples=20):
+    """The grounding recipe run on whole frames (the oracle for the box-cropped version)."""
+    eroded = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    keep = (eroded if eroded.sum() >= min_samples else mask) & np.isfinite(depth) & (depth > 0)
+    z = depth[keep].astype(np.float64)
+    median = np.median(z)
+    band = max(3.0 * 1.4826 * np.median(np.abs(z - median)), 0.03)
+    points = backproject(depth, K, keep & (np.abs(depth - np.float32(median)) <= band))
+    points = points.astype(np.float64)
+    return points.mean(0), np.ptp(np.percentile(points, [1.0, 99.0], axis=0), axis=0), len(points)
+
+
+def shifted(image: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
+    """``image`` moved by (dy, dx) pixels, ``fill`` where nothing moved in."""
+    out = np.full_like(image, fill)
+    src = image[max(-dy, 0):H - max(dy, 0), max(-dx, 0):W - max(dx, 0)]
+    out[max(dy, 0):max(dy, 0) + src.shape[0], max(dx, 0):max(dx, 0) + src.shape[1]] = src
+    return out
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (-94, -173), (131, -23)],
+                         ids=["inside", "corner", "bottom-edge"])
+def test_ground_object_matches_the_full_frame_recipe_anywhere_in_the_image(shift):
+    """Working inside the mask's box (plus a ring) changes nothing, even with skew or at borders.
+
+    The sphere (centre near pixel (183, 104), radius ~31 px) stays inside, or is moved so that
+    the top and left image borders cut it (erosion keeps pixels on the image border), or so
+    that the bottom border does.
+    """
+    depth, mask = render_sphere_scene()
+    noisy_depth, noisy_mask = corrupt(depth, mask, np.random.default_rng(2))
+    depth = shifted(noisy_depth, *shift, PLANE_Z)
+    mask = shifted(noisy_mask, *shift, False)
+    assert mask.sum() > 500
+    skewed = K.copy()
+    skewed[0, 1] = 4.0
+    result = ground_object(mask, depth, skewed)
+    centroid, extent, samples = full_frame_grounding(mask, depth, skewed)
+    assert result.has_3d and result.depth_samples == samples
+    np.testing.assert_allclose(result.centroid, centroid, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(result.extent, extent, rtol=1e-6, atol=1e-7)
+    rows, cols = np.nonzero(mask)
+    assert (result.x_min, result.y_min, result.x_max, result.y_max) == (
+        cols.min(), rows.min(), cols.max(), rows.max())
+
+
 def test_ground_object_box_and_2d_fields():
     """The box is inclusive, the score is the mean probability, and 3D needs depth and K."""
     mask = np.zeros((H, W), bool)

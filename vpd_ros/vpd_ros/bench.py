@@ -364,6 +364,8 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
               'qos.input.reliability': 'reliable'}
     if args.input_size:
         params['input_size'] = '[{},{}]'.format(*args.input_size)
+    if args.threads:
+        params['num_threads'] = args.threads
     node_cmd = rosenv.executable('vpd_node') + ['--ros-args'] + [
         a for k, v in params.items() for a in ('-p', f'{k}:={v}')]
     height, width = args.frame_size

@@ -186,15 +186,22 @@ def ground_object(
     for name, arr in (("depth", depth), ("prob", prob)):
         if arr is not None and np.shape(arr) != mask.shape:
             raise ValueError(f"{name} shape {np.shape(arr)} differs from mask shape {mask.shape}")
-    pixel_count = int(np.count_nonzero(mask))
-    if pixel_count == 0:
-        return GroundingResult(valid=False, pixel_count=0)
     rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return GroundingResult(valid=False, pixel_count=0)
     cols = np.flatnonzero(mask.any(axis=0))
-    score = float(np.mean(np.asarray(prob, dtype=np.float64)[mask])) if prob is not None else 0.0
+    # Everything below only looks at the mask's box plus a one-pixel ring (the 3x3 erosion must
+    # see the zeros around the object), shifting K's principal point alike: same result, and a
+    # small object costs a small fraction of a full-frame pass.
+    top, left = max(int(rows[0]) - 1, 0), max(int(cols[0]) - 1, 0)
+    box = (slice(top, int(rows[-1]) + 2), slice(left, int(cols[-1]) + 2))
+    mask = mask[box]
+    score = 0.0
+    if prob is not None:
+        score = float(np.mean(np.asarray(prob)[box][mask], dtype=np.float64))
     result = GroundingResult(
         valid=True,
-        pixel_count=pixel_count,
+        pixel_count=int(np.count_nonzero(mask)),
         x_min=int(cols[0]),
         y_min=int(rows[0]),
         x_max=int(cols[-1]),
@@ -203,7 +210,10 @@ def ground_object(
     )
     if depth is None or K is None:
         return result
-    depth = _check_depth(depth)
+    depth = _check_depth(depth)[box]
+    K = _check_intrinsics(K).copy()
+    K[0, 2] -= left
+    K[1, 2] -= top
     keep = sample_mask(depth, _erode_if_enough(mask, min_depth_samples))
     z = depth[keep].astype(np.float64)
     if z.size < min_depth_samples:

@@ -200,7 +200,7 @@ def mask_to_image(mask: np.ndarray, header: Header) -> Image:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be (H, W), got shape {mask.shape}")
-    return _to_image(mask.astype(bool).astype(np.uint8) * np.uint8(255), header, "mono8")
+    return _to_image(np.where(mask, np.uint8(255), np.uint8(0)), header, "mono8")
 
 
 def rgb_to_compressed(

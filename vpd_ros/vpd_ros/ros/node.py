@@ -40,7 +40,7 @@ from visualization_msgs.msg import Marker
 from vpd_ros.geometry import ground_object, intrinsics_for_image
 from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_K,
                                      compressed_to_rgb, depth_to_image, depth_to_pointcloud2,
-                                     image_to_rgb, mask_to_image)
+                                     image_to_rgb)
 from vpd_ros.ros.diagnostics import FrameStats, LogLimiter, diagnostic_array
 from vpd_ros.ros.messages import (camera_info_for_image, delete_all_marker, grounding_markers,
                                   grounding_msg)
@@ -568,7 +568,7 @@ class VPDNode(LifecycleNode):
                                                        int(settings['points_step']), rgb)))
         n = len(standing)
         if n and settings['publish.mask']:
-            out.append(('mask', mask_to_image(prediction.masks[0], header)))
+            out.append(('mask', groundings[0].mask))  # the first standing query's mono8 mask
         if settings['publish.grounding']:
             out += [('grounding', g) for g in groundings[:n]]
         if settings['publish.marker']:
