@@ -3,6 +3,10 @@
 """The benchmark: its report, and that its baseline is the naive engine with the same outputs."""
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +136,19 @@ def test_warmup_runs_every_task_and_leaves_no_warmup_text(engines):
     assert not [q for q in engine._text_cache if q.startswith('warm-up')]
     with pytest.raises(ValueError, match='iterations'):
         engine.warmup(iterations=0)
+
+
+def test_gpu_script_checks_its_interpreter_before_benchmarking(tmp_path):
+    """bench/gpu_bench.sh stops with exit code 2 and says why when torch has no CUDA.
+
+    On this CPU machine that is its only possible outcome; the import check before it must pass
+    (diffusers, transformers and vpd_ros.bench importable from the source tree).
+    """
+    script = Path(__file__).resolve().parents[2] / 'bench' / 'gpu_bench.sh'
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path))
+    done = subprocess.run(['bash', str(script)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert 'torch.cuda is not available' in done.stderr
+    assert 'cannot import' not in done.stderr
+    assert list(tmp_path.iterdir()) == []
