@@ -3,16 +3,13 @@
 """The deployment engine: resize and return, shared VAE encode, batched queries, text cache."""
 
 import copy
-import os
-import threading
-import time
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from vpd_ros.engine import EngineConfig, VPDEngine, call_in_passing_thread
+from vpd_ros.engine import EngineConfig, VPDEngine
 from vpd_ros.tta import shift_window_flip
 
 RGB = (np.random.default_rng(0).random((120, 200, 3)) * 255).astype(np.uint8)
@@ -151,41 +148,3 @@ def test_engine_tta_runs_on_wide_input():
         manual = shift_window_flip(lambda b: eng.depth(b).depth, x)
     manual = F.interpolate(manual, size=RGB.shape[:2], mode='bilinear', align_corners=False)
     np.testing.assert_allclose(pred.depth, manual[0, 0].numpy(), rtol=1e-4, atol=1e-4)
-
-
-def _thread_count() -> int:
-    return len(os.listdir('/proc/self/task'))
-
-
-def test_call_in_passing_thread_returns_raises_and_takes_its_openmp_pool_along():
-    """A thread that stays keeps torch's OpenMP pool (its extra threads); a passing one does not.
-
-    The node loads the engine this way so that its worker thread is torch's only CPU user (see
-    call_in_passing_thread). Two intra-op threads make each parallel region need a helper.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    x = torch.randn(4_000_000)
-
-    def work() -> float:
-        return float((x * 2.0).sum())
-
-    try:
-        expected = work()  # also gives this thread its pool before the counting starts
-        before = _thread_count()
-        assert call_in_passing_thread(work) == pytest.approx(expected)
-        deadline = time.monotonic() + 5.0  # pool threads exit just after their master thread
-        while _thread_count() > before and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert _thread_count() == before
-        release, ran = threading.Event(), threading.Event()
-        staying = threading.Thread(target=lambda: (work(), ran.set(), release.wait()))
-        staying.start()
-        ran.wait(30)
-        assert _thread_count() >= before + 2  # the thread itself and its pool's helper
-        release.set()
-        staying.join()
-        with pytest.raises(ValueError, match='refused'):
-            call_in_passing_thread(lambda: (_ for _ in ()).throw(ValueError('refused')))
-    finally:
-        torch.set_num_threads(threads)

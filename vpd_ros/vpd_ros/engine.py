@@ -15,10 +15,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -37,7 +36,6 @@ COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune')
 ATTENTION_MODES = ('sdpa', 'explicit')
 #: torch.compile keeps one graph per (model, number of queries); the default limit of 8 is low.
 COMPILE_CACHE_LIMIT = 64
-_T = TypeVar('_T')
 
 
 @dataclass
@@ -151,19 +149,6 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == 'auto':
         return torch.float16 if device.type == 'cuda' else torch.float32
     return DTYPES[dtype]
-
-
-def call_in_passing_thread(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """Call ``fn`` in a new thread that ends with the call; return its result or raise its error.
-
-    For loading and warming up an engine that another, long-lived thread will run. libgomp
-    (torch's OpenMP on Linux) keeps a pool of threads for every thread that ran a parallel
-    region, and once the pools together hold more threads than there are CPUs, each pool sleeps
-    between regions instead of spinning: on 2 cores the tiny model, loaded in one thread and run
-    in another, took 163 ms per frame instead of 80 ms. An ended thread takes its pool along.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix='vpd_load') as pool:
-        return pool.submit(fn, *args, **kwargs).result()
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

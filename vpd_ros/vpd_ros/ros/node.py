@@ -124,27 +124,18 @@ def _truncation_note(engine: VPDEngine, queries: List[str]) -> str:
             f'{join_queries(cut)})')
 
 
-def load_engine(config: NodeConfig, settings: Dict[str, Any]) -> VPDEngine:
-    """Load the engine a :class:`NodeConfig` names (official checkpoints or ``weights``), warm.
-
-    ``settings`` supplies the run-time options (mask threshold, depth scene class).
-    """
+def load_engine(config: NodeConfig) -> VPDEngine:
+    """Load the engine a :class:`NodeConfig` names (official checkpoints or ``weights``)."""
     from vpd_ros.engine import EngineConfig, VPDEngine
 
-    scene = int(settings['scene'])
     engine_config = EngineConfig(device=config.device, dtype=config.dtype,
                                  input_size=config.input_size, compile=config.compile,
-                                 num_threads=config.num_threads,
-                                 mask_threshold=float(settings['mask_threshold']),
-                                 scene=None if scene < 0 else scene)
+                                 num_threads=config.num_threads)
     if config.official:
-        engine = VPDEngine.from_official(config.depth_checkpoint or None,
-                                         config.refer_checkpoint or None,
-                                         sd15=config.sd15 or None, config=engine_config)
-    else:
-        engine = VPDEngine.load(config.weights, config.tasks, engine_config)
-    engine.warmup(queries=max(1, len(config.default_queries)), iterations=1)
-    return engine
+        return VPDEngine.from_official(config.depth_checkpoint or None,
+                                       config.refer_checkpoint or None,
+                                       sd15=config.sd15 or None, config=engine_config)
+    return VPDEngine.load(config.weights, config.tasks, engine_config)
 
 
 class VPDNode(LifecycleNode):
@@ -232,10 +223,11 @@ class VPDNode(LifecycleNode):
         try:
             config = read_config(self._settings)
             start = time.perf_counter()
-            from vpd_ros.engine import call_in_passing_thread
-
-            # Not in this executor thread: the worker thread must be torch's only CPU user.
-            engine = call_in_passing_thread(load_engine, config, self._settings)
+            engine = load_engine(config)
+            engine.config.mask_threshold = float(self._settings['mask_threshold'])
+            scene = int(self._settings['scene'])
+            engine.config.scene = None if scene < 0 else scene
+            engine.warmup(queries=max(1, len(config.default_queries)), iterations=1)
         except Exception as error:  # noqa: BLE001 - any load failure must keep the node alive
             reason = f'configure failed: {type(error).__name__}: {error}'
             self._stats.error('inference_errors', reason)

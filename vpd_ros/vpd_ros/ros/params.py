@@ -104,7 +104,7 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('compile', 'none', 'torch.compile of the backbones: none, default, '
               'reduce-overhead (CUDA graphs) or max-autotune; compiled during configure',
               CONFIGURE, _choice('none', 'default', 'reduce-overhead', 'max-autotune')),
-    ParamSpec('num_threads', 0, 'CPU threads for the model; 0 = every core but one (at least 1)',
+    ParamSpec('num_threads', 0, 'CPU threads for the model; 0 = torch\'s default (all cores)',
               CONFIGURE, _at_least(0)),
     ParamSpec('input_size', Parameter.Type.INTEGER_ARRAY, 'model input [height, width] in '
               'pixels, multiples of 32; [] or unset = the model\'s native size', CONFIGURE,
@@ -170,7 +170,7 @@ class NodeConfig:
     device: str
     dtype: str
     compile: str
-    num_threads: int
+    num_threads: Optional[int]
     input_size: Optional[Tuple[int, int]]
     tasks: Tuple[str, ...]
     default_queries: Tuple[str, ...]
@@ -239,19 +239,6 @@ def check_path(name: str, path: str, kinds: Tuple[str, ...]) -> None:
         raise ValueError(f'{name} {path!r} is not readable by this process')
 
 
-def automatic_threads() -> int:
-    """CPU threads for ``num_threads: 0``: every core this process may use but one (at least 1).
-
-    Torch's threads busy-wait between operations; the spare core keeps the executor (services),
-    DDS and a camera driver on the same machine responsive.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity API outside Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
-
-
 def read_config(values: Mapping[str, Any]) -> NodeConfig:
     """Validate all startup values together and return them as a :class:`NodeConfig`.
 
@@ -287,7 +274,7 @@ def read_config(values: Mapping[str, Any]) -> NodeConfig:
         device=values['device'],
         dtype=values['dtype'],
         compile=values['compile'],
-        num_threads=int(values['num_threads']) or automatic_threads(),
+        num_threads=int(values['num_threads']) or None,
         input_size=(int(size[0]), int(size[1])) if size else None,
         tasks=tasks,
         default_queries=tuple(queries),
