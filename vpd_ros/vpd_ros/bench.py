@@ -40,13 +40,6 @@ BASELINE = {'dtype': 'float32', 'channels_last': False, 'attention': 'explicit',
             'pinned_memory': False, 'compile': 'none'}
 
 
-def default_weights() -> str:
-    """Return ``tiny`` when the shipped tiny model exists, else ``random:tiny`` (same sizes)."""
-    from .engine import PACKAGE_WEIGHTS
-
-    return 'tiny' if os.path.isdir(os.path.join(PACKAGE_WEIGHTS, 'tiny')) else 'random:tiny'
-
-
 def cpu_model() -> str:
     """Return the CPU model name (``/proc/cpuinfo`` on Linux, else ``platform``)."""
     try:
@@ -296,7 +289,7 @@ def results_markdown(results: Dict[int, Dict[str, EngineResult]]) -> str:
 
 def engine_report(args: argparse.Namespace) -> Dict[str, Any]:
     """Run the engine benchmark the arguments describe; return a JSON-able report."""
-    from .engine import check_tasks
+    from .engine import check_tasks, default_weights
 
     tasks = {'both': ('depth', 'refer'), 'depth': ('depth',), 'refer': ('refer',)}[args.tasks]
     check_tasks(tasks)
@@ -337,6 +330,7 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
     import tempfile
 
     from . import rosenv
+    from .engine import default_weights
     from .ros import soak
 
     class StageClient(soak.SoakClient):
@@ -369,21 +363,11 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
     node_cmd = rosenv.executable('vpd_node') + ['--ros-args'] + [
         a for k, v in params.items() for a in ('-p', f'{k}:={v}')]
     height, width = args.frame_size
-    camera_cmd = rosenv.executable('vpd_sim_camera') + [
-        '--ros-args', '-p', 'scene_count:=0', '-p', 'frames_per_scene:=1000000',
-        '-p', f'rate:={args.rate}', '-p', f'width:={width}', '-p', f'height:={height}']
+    camera_cmd = soak.camera_command(args.rate, width, height)
     report = soak.SoakReport(duration_s=args.duration, weights=weights)
     client = StageClient()
     try:
-        with rosenv.RosProcess(node_cmd, env, os.path.join(tmp, 'vpd_node.log'),
-                               sigint_timeout=10.0) as node:
-            deadline = time.monotonic() + soak.START_TIMEOUT_S
-            while not client.node_active():
-                if node.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError('vpd_node did not become active; its log:\n'
-                                       + node.output()[-3000:])
-            with rosenv.RosProcess(camera_cmd, env, os.path.join(tmp, 'camera.log')) as camera:
-                soak.measure(client, node, camera, report, args.warmup_s)
+        soak.run_node_and_camera(client, node_cmd, camera_cmd, env, tmp, report, args.warmup_s)
     finally:
         client.close()
     stages = {k: float(np.mean(v)) for k, v in sorted(client.stage_ms.items())}

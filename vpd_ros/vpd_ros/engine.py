@@ -151,6 +151,13 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def default_weights() -> str:
+    """Return ``tiny`` when the shipped tiny model is complete, else ``random:tiny``."""
+    files = [os.path.join(PACKAGE_WEIGHTS, 'tiny', task, 'model.safetensors')
+             for task in ('depth', 'refer')]
+    return 'tiny' if all(os.path.isfile(f) for f in files) else 'random:tiny'
+
+
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Return True when two modules hold bit-identical tensors under the same names."""
     sa, sb = a.state_dict(), b.state_dict()

@@ -267,15 +267,6 @@ def add_soak_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--json', default='', help='also write the report as JSON to this file')
 
 
-def default_weights() -> str:
-    """Return ``tiny`` when the shipped tiny model is complete, else ``random:tiny``."""
-    from ..engine import PACKAGE_WEIGHTS
-
-    files = [os.path.join(PACKAGE_WEIGHTS, 'tiny', task, 'model.safetensors')
-             for task in ('depth', 'refer')]
-    return 'tiny' if all(os.path.isfile(f) for f in files) else 'random:tiny'
-
-
 def _check_args(args: argparse.Namespace) -> None:
     for name in ('duration', 'rate', 'max_memory_slope', 'max_p99_ms'):
         if not getattr(args, name) > 0:
@@ -332,8 +323,40 @@ def measure(client: SoakClient, node: rosenv.RosProcess, camera: rosenv.RosProce
         report.threads = {'first': threads[0], 'last': threads[-1], 'peak': max(threads)}
 
 
+def camera_command(rate: float, width: int, height: int) -> List[str]:
+    """Return the ``vpd_sim_camera`` command that repeats one rendered room at ``rate`` Hz."""
+    return rosenv.executable('vpd_sim_camera') + [
+        '--ros-args', '-p', 'scene_count:=0', '-p', 'frames_per_scene:=1000000',
+        '-p', f'rate:={rate}', '-p', f'width:={width}', '-p', f'height:={height}']
+
+
+def run_node_and_camera(client: SoakClient, node_cmd: List[str], camera_cmd: List[str],
+                        env: Dict[str, str], log_dir: str, report: SoakReport,
+                        warmup: float) -> str:
+    """Start vpd_node, wait until it is active, start the camera and :func:`measure`.
+
+    Both processes are ended afterwards. Returns the tail of the node's log.
+
+    Raises:
+        RuntimeError: vpd_node did not become active (the message holds its log tail).
+    """
+    with rosenv.RosProcess(node_cmd, env, os.path.join(log_dir, 'vpd_node.log'),
+                           sigint_timeout=10.0) as node:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not client.node_active():
+            if node.poll() is not None or time.monotonic() > deadline or \
+                    'autostart did not reach active' in node.output():
+                raise RuntimeError('vpd_node did not become active; its log:\n'
+                                   + node.output()[-3000:])
+        with rosenv.RosProcess(camera_cmd, env, os.path.join(log_dir, 'camera.log')) as camera:
+            measure(client, node, camera, report, warmup)
+        return node.output()[-3000:]
+
+
 def run_soak(args: argparse.Namespace) -> int:
     """Run the soak; print the report; return 0 when every bound held, else 1."""
+    from ..engine import default_weights
+
     _check_args(args)
     weights = args.weights or default_weights()
     tmp = tempfile.mkdtemp(prefix='vpd_soak_')
@@ -342,29 +365,22 @@ def run_soak(args: argparse.Namespace) -> int:
     node_cmd = rosenv.executable('vpd_node') + [
         '--ros-args', '-p', f'weights:={weights}', '-p', f'device:={args.device}',
         '-p', 'autostart:=true', '-p', f'default_query:={args.query}']
-    camera_cmd = rosenv.executable('vpd_sim_camera') + [
-        '--ros-args', '-p', 'scene_count:=0', '-p', 'frames_per_scene:=1000000',
-        '-p', f'rate:={args.rate}', '-p', f'width:={args.width}', '-p', f'height:={args.height}']
+    camera_cmd = camera_command(args.rate, args.width, args.height)
     print(f'vpd-ros soak: {args.duration:.0f} s at {args.rate:g} Hz {args.width}x{args.height}, '
           f'weights {weights}; ROS domain {env["ROS_DOMAIN_ID"]}, loopback only, logs in {tmp}',
           flush=True)
     report = SoakReport(duration_s=args.duration, weights=weights)
     client = SoakClient()
     try:
-        with rosenv.RosProcess(node_cmd, env, os.path.join(tmp, 'vpd_node.log'),
-                               sigint_timeout=10.0) as node:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not client.node_active():
-                if node.poll() is not None or time.monotonic() > deadline or \
-                        'autostart did not reach active' in node.output():
-                    print('vpd_node did not become active; its log:\n' + node.output()[-3000:])
-                    return 1
-            with rosenv.RosProcess(camera_cmd, env, os.path.join(tmp, 'camera.log')) as camera:
-                measure(client, node, camera, report, args.warmup)
-            if report.crashed:
-                print('vpd_node log tail:\n' + node.output()[-3000:])
+        node_log = run_node_and_camera(client, node_cmd, camera_cmd, env, tmp, report,
+                                       args.warmup)
+    except RuntimeError as error:
+        print(error)
+        return 1
     finally:
         client.close()
+    if report.crashed:
+        print('vpd_node log tail:\n' + node_log)
     print(report.summary())
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
