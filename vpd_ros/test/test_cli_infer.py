@@ -9,7 +9,7 @@ import sys
 import cv2
 import numpy as np
 
-from vpd_ros.cli_infer import depth_to_png_mm
+from vpd_ros.apps.cli_infer import depth_to_png_mm
 from vpd_ros.data import render_scene
 
 VPD_ROS = os.path.join(os.path.dirname(sys.executable), 'vpd-ros')
@@ -23,7 +23,7 @@ def test_infer_writes_depth_masks_and_picture(tmp_path):
         cv2.imwrite(str(images / f's{seed}.png'), render_scene(seed).rgb[..., ::-1])
     out = tmp_path / 'out'
     exe = VPD_ROS if os.path.exists(VPD_ROS) else None
-    cmd = ([exe] if exe else [sys.executable, '-m', 'vpd_ros.cli']) + [
+    cmd = ([exe] if exe else [sys.executable, '-m', 'vpd_ros.apps.cli']) + [
         'infer', str(images), '-o', str(out), '--weights', 'random:tiny',
         '-q', 'the red ball', '-q', 'the cube on the left']
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from vpd_ros.engine import EngineConfig, VPDEngine
-from vpd_ros.tta import shift_window_flip
+from vpd_ros.engine.tta import shift_window_flip
 
 RGB = (np.random.default_rng(0).random((120, 200, 3)) * 255).astype(np.uint8)
 

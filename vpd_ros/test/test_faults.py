@@ -32,7 +32,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from vpd_ros.ros.node import EXECUTOR_THREADS
-from vpd_ros.ros.soak import read_process_sample
+from vpd_ros.apps.soak import read_process_sample
 from vpd_ros_interfaces.srv import SetQuery
 
 pytestmark = pytest.mark.ros

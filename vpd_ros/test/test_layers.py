@@ -31,7 +31,7 @@ def test_no_ros_outside_the_ros_package():
     """Only vpd_ros/ros/ may import rclpy or ROS message packages."""
     offenders = []
     for path in PKG.rglob('*.py'):
-        if 'ros' in path.relative_to(PKG).parts[:1]:
+        if path.relative_to(PKG).parts[0] in ('ros', 'apps'):
             continue
         offenders += [f'{path.name}: {m}' for m in imported(path)
                       if m.split('.')[0] in ROS_MODULES]
@@ -48,7 +48,8 @@ def test_model_imports_neither_engine_nor_ros():
 
 def test_engine_import_does_not_load_rclpy():
     """Importing the engine (and the CLI) in a fresh interpreter loads no ROS module."""
-    code = ('import sys, vpd_ros.engine, vpd_ros.cli, vpd_ros.geometry, vpd_ros.visualize;'
+    code = ('import sys, vpd_ros.engine, vpd_ros.apps.cli, vpd_ros.engine.geometry, '
+            'vpd_ros.engine.visualize;'
             f'print([m for m in sys.modules if m.split(".")[0] in {ROS_MODULES!r}])')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=120, check=True).stdout

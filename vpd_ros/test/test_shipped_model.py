@@ -14,7 +14,7 @@ from safetensors import safe_open
 
 from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
 from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, VPDEngine
-from vpd_ros.evaluate import distinct_selections, evaluate_depth, evaluate_refer, rendered_depth, \
+from vpd_ros.apps.evaluate import distinct_selections, evaluate_depth, evaluate_refer, rendered_depth, \
     rendered_refer
 
 SEEDS = range(HELDOUT_SEEDS_START, HELDOUT_SEEDS_START + 20)

@@ -16,7 +16,7 @@ from pathlib import Path
 import harness
 import pytest
 
-from vpd_ros.ros.soak import (ProcessSample, SoakReport, latency_percentiles,
+from vpd_ros.apps.soak import (ProcessSample, SoakReport, latency_percentiles,
                               memory_slope_mb_per_min, read_process_sample)
 
 
@@ -61,7 +61,7 @@ def test_sixty_second_soak_passes(tmp_path: Path) -> None:
     # One minute cannot tell the allocator's settling from a leak as ten can (the 10-minute run
     # in docs/reliability.md: slope +0.6 MB/min, yet its RSS peaked 35 MB above the start), so
     # the short run allows 15 MB/min; leaking a decoded VGA frame per output is about 55 MB/min.
-    command = [sys.executable, '-m', 'vpd_ros.ros.soak', '--duration', '60', '--warmup', '10',
+    command = [sys.executable, '-m', 'vpd_ros.apps.soak', '--duration', '60', '--warmup', '10',
                '--device', 'cpu', '--max-memory-slope', '15', '--json', str(report_path)]
     with harness.RosProcess(command, harness.ros_env(tmp_path), tmp_path / 'soak.log',
                             sigint_timeout=20.0) as soak:

@@ -37,7 +37,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker
 
-from vpd_ros.geometry import ground_object, intrinsics_for_image
+from vpd_ros.engine.geometry import ground_object, intrinsics_for_image
 from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_K,
                                      compressed_to_rgb, depth_to_image, depth_to_pointcloud2,
                                      image_to_rgb)
@@ -48,7 +48,7 @@ from vpd_ros.ros.params import (RUNTIME, NodeConfig, check_value, declare_parame
                                 parameter_values, qos_profile, read_config)
 from vpd_ros.ros.queries import join_queries, parse_one_query, parse_queries
 from vpd_ros.ros.worker import InferenceWorker, Job
-from vpd_ros.visualize import colorize_depth, overlay_masks
+from vpd_ros.engine.visualize import colorize_depth, overlay_masks
 from vpd_ros_interfaces.msg import Grounding
 from vpd_ros_interfaces.srv import Ground, SetQuery
 

@@ -18,8 +18,8 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Se
 
 import numpy as np
 
-from .data import render_scene
-from .engine import VPDEngine
+from ..data import render_scene
+from ..engine import VPDEngine
 from .metrics import DepthMeter, ReferMeter
 
 

@@ -25,12 +25,12 @@ import torch.nn.functional as F
 
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
-from .model import VPDDepth, VPDRefer, get_preset
-from .model.attention import AttentionMapProcessor
-from .model.depth import MULTIPLE, STRIDE, pad_to_multiple
+from ..model import VPDDepth, VPDRefer, get_preset
+from ..model.attention import AttentionMapProcessor
+from ..model.depth import MULTIPLE, STRIDE, pad_to_multiple
 from .tta import shift_window_flip
 
-PACKAGE_WEIGHTS = os.path.join(os.path.dirname(__file__), 'weights')
+PACKAGE_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'weights')
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune')
 ATTENTION_MODES = ('sdpa', 'explicit')

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .cli_common import add_engine_arguments, engine_from_args
-from .visualize import colorize_depth, overlay_masks, side_by_side
+from ..engine.visualize import colorize_depth, overlay_masks, side_by_side
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 

@@ -13,7 +13,7 @@ soak window, after a warm-up:
 
 Exit status 0 when the node and camera stayed up, outputs arrived, the memory slope stayed under
 ``--max-memory-slope`` and latency p99 under ``--max-p99-ms``; 1 otherwise, with the reasons
-printed. Every process runs under the loopback network rule (vpd_ros.rosenv).
+printed. Every process runs under the loopback network rule (vpd_ros.apps.rosenv).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import rosenv
+from . import rosenv
 
 #: Default soak length, seconds (the issue's 10 minutes).
 DEFAULT_DURATION_S = 600.0
@@ -396,7 +396,7 @@ def run_soak(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run ``soak`` as ``python -m vpd_ros.ros.soak [options]``."""
+    """Run ``soak`` as ``python -m vpd_ros.apps.soak [options]``."""
     parser = argparse.ArgumentParser(prog='vpd-ros soak', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_soak_arguments(parser)

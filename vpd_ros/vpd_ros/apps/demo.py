@@ -6,7 +6,7 @@ It starts ``vpd_node`` with the shipped tiny model and ``vpd_sim_camera`` stream
 rendered rooms, sets a standing query per room through ``~/set_query``, asks ``~/ground`` for a
 second object, receives depth, masks and 3D groundings over DDS, scores them against the
 renderer's ground truth and writes a picture: input | depth | masks with queries | ground truth.
-Every process runs under the loopback network rule (vpd_ros.rosenv).
+Every process runs under the loopback network rule (vpd_ros.apps.rosenv).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .. import rosenv
+from . import rosenv
 from ..data import HELDOUT_SEEDS_START, render_scene
-from ..metrics import DepthMeter, ReferMeter, format_metrics
-from ..visualize import colorize_depth, overlay_masks, side_by_side
+from .metrics import DepthMeter, ReferMeter, format_metrics
+from ..engine.visualize import colorize_depth, overlay_masks, side_by_side
 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:

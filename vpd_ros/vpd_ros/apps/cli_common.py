@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .engine import EngineConfig, VPDEngine
+from ..engine import EngineConfig, VPDEngine
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:

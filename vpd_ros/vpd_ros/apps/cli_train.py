@@ -125,7 +125,7 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _depth_reader(args: argparse.Namespace) -> Any:
-    from .data import NyuDepthSplit, UserDepthFolder
+    from ..data import NyuDepthSplit, UserDepthFolder
     if args.data == 'nyu':
         if not (args.root and args.list_file):
             raise ValueError('--data nyu needs --root and --list')
@@ -138,7 +138,7 @@ def _depth_reader(args: argparse.Namespace) -> Any:
 
 
 def _refer_reader(args: argparse.Namespace) -> Any:
-    from .data import RefCocoSplit, UserReferJson
+    from ..data import RefCocoSplit, UserReferJson
     if args.data == 'refcoco':
         if not args.root:
             raise ValueError('--data refcoco needs --root')
@@ -153,7 +153,7 @@ def _refer_reader(args: argparse.Namespace) -> Any:
 
 def _scene_cache(args: argparse.Namespace, size: int) -> Any:
     """Render (once) the seeds at ``size``; datasets resize to other training sizes."""
-    from .training.datasets import SceneCache
+    from ..data.datasets import SceneCache
     folder = os.path.join(args.cache, f'seeds{args.seeds.start}-{args.seeds.stop}_{size}')
     return SceneCache.build(folder, args.seeds, size, progress=True)
 
@@ -161,7 +161,7 @@ def _scene_cache(args: argparse.Namespace, size: int) -> Any:
 def _build_model(args: argparse.Namespace) -> Any:
     import torch
 
-    from .model import VPDDepth, VPDRefer, get_preset
+    from ..model import VPDDepth, VPDRefer, get_preset
     p = get_preset(args.preset)
     cls = VPDDepth if args.task == 'depth' else VPDRefer
     head: Dict[str, Any] = dict(p[args.task])
@@ -180,7 +180,7 @@ def _build_model(args: argparse.Namespace) -> Any:
         torch.manual_seed(args.seed)
         model = cls(p['unet'], p['vae'], **head)
     if args.vae:
-        from .training.autoencoder import copy_encoder, load_autoencoder
+        from ..training.autoencoder import copy_encoder, load_autoencoder
         copy_encoder(load_autoencoder(args.vae), model)
     if args.task == 'depth' and args.class_text_from:
         set_class_embeddings(model, VPDRefer.from_pretrained(args.class_text_from))
@@ -194,7 +194,7 @@ def set_class_embeddings(depth: Any, refer: Any) -> None:
     """
     import torch
 
-    from .model import tokenize
+    from ..model import tokenize
     names = depth.config.class_names
     if not names:
         raise ValueError('the depth model has no class_names to embed')
@@ -213,10 +213,10 @@ def run_train(args: argparse.Namespace) -> int:
     """Implement ``vpd-ros train``: build model, data, optimiser and schedule; train; save."""
     import torch
 
-    from .model import get_preset
-    from .training.datasets import DepthDataset, ReferDataset
-    from .training.optim import LrSchedule, build_optimizer, default_schedule, freeze_vae
-    from .training.trainer import (Trainer, TrainerConfig, depth_loss_fn, refer_loss_fn,
+    from ..model import get_preset
+    from ..data.datasets import DepthDataset, ReferDataset
+    from ..training.optim import LrSchedule, build_optimizer, default_schedule, freeze_vae
+    from ..training.trainer import (Trainer, TrainerConfig, depth_loss_fn, refer_loss_fn,
                                    save_weights)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -234,7 +234,7 @@ def run_train(args: argparse.Namespace) -> int:
                            save_every=args.save_every, grad_clip=args.grad_clip)
     start = time.perf_counter()
     if args.task == 'vae':
-        from .training.autoencoder import autoencoder_loss, build_autoencoder
+        from ..training.autoencoder import autoencoder_loss, build_autoencoder
         torch.manual_seed(args.seed)
         model = build_autoencoder(args.preset)
         dataset = DepthDataset(source, size, augment=True, crop=args.crop)

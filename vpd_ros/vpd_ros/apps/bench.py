@@ -10,7 +10,7 @@ frame, contiguous tensors: how the official code runs), alternating frames betwe
 engines so that both see the same machine load, and prints one table of both.
 
 Node mode (``--node``) starts ``vpd_node`` and a simulated camera as separate processes on DDS,
-loopback only (:mod:`vpd_ros.rosenv`), and reports camera-stamp-to-output latency and the node's
+loopback only (:mod:`vpd_ros.apps.rosenv`), and reports camera-stamp-to-output latency and the node's
 own per-stage means (decode, engine, encode, publish) from its diagnostics.
 """
 
@@ -80,7 +80,7 @@ def optimized_config(device: str = 'auto', dtype: str = 'auto',
                      input_size: Optional[Sequence[int]] = None, compile_mode: str = 'none',
                      num_threads: Optional[int] = None) -> Any:
     """Return the engine configuration the benchmark calls optimized (the deployed one)."""
-    from .engine import EngineConfig
+    from ..engine import EngineConfig
 
     return EngineConfig(device=device, dtype=dtype,
                         input_size=tuple(input_size) if input_size else None,
@@ -153,7 +153,7 @@ def build_engines(weights: str, tasks: Sequence[str],
     again rather than deep-copying: a copied backbone's feature-tap hooks would still write
     to the original.)
     """
-    from .engine import VPDEngine
+    from ..engine import VPDEngine
 
     return {name: VPDEngine.load(weights, tasks, config) for name, config in configs.items()}
 
@@ -289,7 +289,7 @@ def results_markdown(results: Dict[int, Dict[str, EngineResult]]) -> str:
 
 def engine_report(args: argparse.Namespace) -> Dict[str, Any]:
     """Run the engine benchmark the arguments describe; return a JSON-able report."""
-    from .engine import check_tasks, default_weights
+    from ..engine import check_tasks, default_weights
 
     tasks = {'both': ('depth', 'refer'), 'depth': ('depth',), 'refer': ('refer',)}[args.tasks]
     check_tasks(tasks)
@@ -330,8 +330,8 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
     import tempfile
 
     from . import rosenv
-    from .engine import default_weights
-    from .ros import soak
+    from ..engine import default_weights
+    from . import soak
 
     class StageClient(soak.SoakClient):
         """The soak client that also keeps the node's per-stage means from diagnostics."""
@@ -462,7 +462,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run ``python -m vpd_ros.bench [options]``."""
+    """Run ``python -m vpd_ros.apps.bench [options]``."""
     parser = argparse.ArgumentParser(prog='vpd-ros bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bench_arguments(parser)
