@@ -42,6 +42,7 @@ setup(
         'transformers>=5,<6',
         'torch>=2.1',
         'tqdm',
+        'psutil',
     ],
     zip_safe=False,
     maintainer='The vpd_ros Authors',

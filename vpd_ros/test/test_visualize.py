@@ -1,6 +1,7 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Tests for vpd_ros.engine.visualize: what each debug picture shows, pixel by pixel where it matters."""
+"""Tests for vpd_ros.engine.visualize: what each debug picture shows, pixel by pixel where it
+matters."""
 
 import numpy as np
 import pytest

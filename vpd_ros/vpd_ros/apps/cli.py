@@ -13,7 +13,7 @@ from typing import List, Optional
 SUBCOMMANDS = [
     ('vpd_ros.apps.cli_infer', 'add_infer_parser'),
     ('vpd_ros.apps.cli_train', 'add_train_parser'),
-    ('vpd_ros.apps.cli_train', 'add_eval_parser'),
+    ('vpd_ros.apps.cli_eval', 'add_eval_parser'),
     ('vpd_ros.apps.bench', 'add_bench_parser'),
     ('vpd_ros.apps.demo', 'add_demo_parser'),
     ('vpd_ros.apps.soak', 'add_soak_parser'),
