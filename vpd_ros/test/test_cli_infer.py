@@ -47,3 +47,25 @@ def test_depth_png_conversion_marks_invalid_as_zero():
     """NaN, non-positive and beyond-uint16 depths become 0 (the usual 'no depth' value)."""
     d = np.array([[1.2345, np.nan, -1.0, 70.0, 0.0004]], np.float32)
     np.testing.assert_array_equal(depth_to_png_mm(d), [[1234, 0, 0, 0, 0]])
+
+
+def test_engine_options_are_checked_by_the_engine_rules(capsys):
+    """The CLI takes choices and checks from engine.config: bad values stop parsing, named."""
+    import pytest
+
+    from vpd_ros.apps.cli import build_parser
+    from vpd_ros.apps.cli_common import engine_config_from_args, engine_spec_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(['eval', '--input-size', '64', '96', '--scene', '3',
+                              '--tasks', 'refer', '--weights', 'random:tiny'])
+    assert engine_config_from_args(args).input_size == (64, 96)
+    assert engine_spec_from_args(args).tasks == ('refer',)
+    assert (args.scene, args.mask_threshold) == (3, 0.5)
+    for bad, named in ((['--input-size', '64', '60'], 'multiples of 32'),
+                       (['--mask-threshold', '1.5'], 'must be in (0, 1)'),
+                       (['--scene', '-2'], '--scene'), (['--device', 'gpu'], '--device'),
+                       (['--dtype', 'float8'], 'float8')):
+        with pytest.raises(SystemExit):
+            parser.parse_args(['infer', 'x', *bad])
+        assert named in capsys.readouterr().err

@@ -25,6 +25,17 @@ def _checked(option: str, convert: Callable[[str], Any]) -> Callable[[str], Any]
     return parse
 
 
+class _InputSize(argparse.Action):
+    """Check --input-size H W by the engine's rule once both values are read."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Any = None) -> None:
+        try:
+            setattr(namespace, self.dest, check_option('input_size', values, '--input-size'))
+        except ValueError as error:
+            parser.error(str(error))
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options that choose and configure the models."""
     group = parser.add_argument_group('model')
@@ -42,8 +53,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--dtype', default='auto', choices=DTYPE_CHOICES)
     group.add_argument('--compile', default='none', choices=COMPILE_MODES,
                        help='torch.compile mode of the backbones')
-    group.add_argument('--input-size', type=_checked('input_size', int), nargs=2,
-                       metavar=('H', 'W'),
+    group.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'), action=_InputSize,
                        help='model input size (multiples of 32); default: the model\'s native')
     group.add_argument('--scene', type=_checked('scene', int), default=FRAME_DEFAULTS['scene'],
                        help='depth scene-class id (default: mean embedding)')
