@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from vpd_ros.ros.queries import parse_queries
 from vpd_ros.ros.worker import InferenceWorker, Job
 
 
@@ -114,11 +113,3 @@ def test_max_rate_spaces_frame_starts() -> None:
     with pytest.raises(ValueError, match='max_rate'):
         worker.max_rate = -1.0
 
-
-def test_parse_queries_splits_normalises_and_limits() -> None:
-    """';' separates queries; whitespace is normalised, blanks and repeats dropped."""
-    assert parse_queries(' the  red mug ; a chair;;the red mug ', 50) == ['the red mug',
-                                                                          'a chair']
-    assert parse_queries('   ', 50) == []
-    with pytest.raises(ValueError, match='max_query_length=5'):
-        parse_queries('a long query', 5)

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Training and evaluation data: procedural RGB-D scenes, referring expressions, dataset readers.
 
-Pure numpy + OpenCV (no torch, no ROS); readers are map-style sequences usable as torch datasets.
+Pure numpy + OpenCV (no ROS); readers are map-style sequences usable as torch datasets. The
+torch training datasets built on them (scene cache, augmentation, batches) are in
+:mod:`vpd_ros.data.datasets`, imported on demand so that this package loads no torch.
 """
 
 from vpd_ros.data.expressions import Referral, generate_expressions
