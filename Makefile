@@ -39,7 +39,7 @@ demo: setup
 # a venv shell), the bootstrap mark and library path of that venv must not reach the Jazzy one.
 JAZZY_VENV ?= $(CURDIR)/.venv-jazzy
 JAZZY_TESTS = $(wildcard vpd_ros/test/test_node*.py) vpd_ros/test/test_bad_input.py \
-	vpd_ros/test/test_faults.py vpd_ros/test/test_interfaces_dds.py
+	vpd_ros/test/test_faults.py vpd_ros/test/test_interfaces.py
 .PHONY: test-jazzy
 test-jazzy:
 	env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH VENV="$(JAZZY_VENV)" \

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import harness
@@ -66,23 +65,3 @@ def ros_session_env() -> dict[str, str]:
 def ros_env(tmp_path: Path) -> dict[str, str]:
     """Return an environment for child processes of this test (ROS logs under ``tmp_path``)."""
     return harness.ros_env(tmp_path)
-
-
-@pytest.fixture
-def ros_context() -> Iterator[harness.RosTestContext]:
-    """Yield an initialised rclpy context with one node and an executor; shut all down after."""
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-
-    context = Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node(harness.unique_name('vpd_test'), context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    try:
-        yield harness.RosTestContext(context=context, node=node, executor=executor)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)

@@ -12,39 +12,13 @@ ends its whole process group.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import re
-import time
-from collections.abc import Callable
-from typing import Any
 
 from vpd_ros.apps.rosenv import (  # noqa: F401  (re-exported for the tests)
     DOMAIN_ID_RANGE, SESSION_DOMAIN_ID, RosProcess, apply_session_env, python_command, ros_env,
     ros_settings)
-
-
-@dataclasses.dataclass
-class RosTestContext:
-    """An initialised rclpy context of the test process with one node and an executor."""
-
-    context: Any
-    node: Any
-    executor: Any
-
-    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Spin the executor until ``predicate()`` is true or ``timeout`` seconds pass.
-
-        Returns the predicate's last value, so callers can assert on it.
-        """
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return predicate()
-            self.executor.spin_once(timeout_sec=min(0.05, remaining))
-        return True
 
 
 def unique_name(prefix: str) -> str:

@@ -11,7 +11,6 @@ unpickled by full ``pickle``; the marker must not exist afterwards (no code ran)
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,4 +163,3 @@ def test_the_node_recovers_with_good_weights(session: Session) -> None:
     assert client.change_state(name, Transition.TRANSITION_CONFIGURE)
     assert client.change_state(name, Transition.TRANSITION_ACTIVATE)
     assert client.state(name) == 'active'
-    assert os.path.isdir(session.tmp)
