@@ -37,8 +37,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker
 
-from vpd_ros.geometry import ground_object, intrinsics_for_image
-from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_K,
+from vpd_ros.camera_model import CameraModel
+from vpd_ros.geometry import ground_object
+from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_model,
                                      compressed_to_rgb, depth_to_image, depth_to_pointcloud2,
                                      image_to_rgb)
 from vpd_ros.ros.diagnostics import FrameStats, LogLimiter, diagnostic_array
@@ -181,6 +182,8 @@ class VPDNode(LifecycleNode):
         self._queries: List[str] = []
         self._queries_lock = threading.Lock()
         self._camera_info: Optional[CameraInfo] = None
+        self._camera_model: Optional[Tuple[CameraInfo, CameraModel]] = None
+        self._rectified = False
         self._qos_warned: set = set()
         self._outputs: Dict[str, Any] = {}
         self._service_handles: List[Any] = []
@@ -289,6 +292,7 @@ class VPDNode(LifecycleNode):
             image_sub = self.create_subscription(
                 Image, 'image', self._on_image, qos, callback_group=self._frames_group,
                 event_callbacks=self._qos_events(topic, settings))
+        self._rectified = 'image_rect' in topic  # image_geometry: project with P
         info_topic = self.resolve_topic_name('camera_info')
         self._input_subs = [
             image_sub,
@@ -350,7 +354,7 @@ class VPDNode(LifecycleNode):
         if engine is not None:
             engine.release()
             _return_freed_memory()
-        self._camera_info = None
+        self._camera_info = self._camera_model = None
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release the engine (device memory) and the outputs."""
@@ -467,20 +471,26 @@ class VPDNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _intrinsics(self, size: Tuple[int, int]) -> Tuple[Optional[CameraInfo],
-                                                           Optional[np.ndarray]]:
-        """Return the CameraInfo and K for an image of ``size`` (w, h), or Nones with a log."""
+    def _camera(self, size: Tuple[int, int]) -> Tuple[Optional[CameraInfo],
+                                                       Optional[np.ndarray]]:
+        """Return the CameraInfo and per-pixel rays for an image of ``size`` (w, h), or Nones.
+
+        The camera model is rebuilt when a new CameraInfo arrives; its rays are cached per size.
+        An unusable calibration (unknown distortion, ROI off the sensor, ...) is logged.
+        """
         info = self._camera_info
         if info is None:
             return None, None
         try:
-            K = intrinsics_for_image(camera_info_to_K(info), (info.width, info.height), size)
+            cached = self._camera_model
+            if cached is None or cached[0] is not info:
+                cached = self._camera_model = (info, camera_info_to_model(info, self._rectified))
+            return info, cached[1].rays(size)
         except ValueError as error:
             text = f'camera_info unusable, no 3D output: {error}'
             self._stats.error('camera_info_errors', text)
             self._warn_limited(text)
             return None, None
-        return info, K
 
     # rclpy fixes each call site's severity, so warnings and errors need their own lines.
     def _warn_limited(self, text: str) -> None:
@@ -518,13 +528,13 @@ class VPDNode(LifecycleNode):
             return
         t['decode'] = (time.perf_counter() - start) * 1e3
         size = (rgb.shape[1], rgb.shape[0])
-        info, K = self._intrinsics(size)
+        info, rays = self._camera(size)
         standing = [] if job.replay else self._standing()
         queries = list(dict.fromkeys(standing + [r.query for r in job.requests]))
         prediction = engine.predict(rgb, queries, depth='depth' in engine.tasks)
         t.update({f'engine.{k}': v for k, v in prediction.timings.items()})
         mark = time.perf_counter()
-        groundings = [grounding_msg(ground_object(mask, prediction.depth, K, prob), header, q,
+        groundings = [grounding_msg(ground_object(mask, prediction.depth, rays, prob), header, q,
                                     cut, mask)
                       for q, mask, prob, cut in zip(queries, prediction.masks, prediction.probs,
                                                     prediction.truncated)]
@@ -532,7 +542,7 @@ class VPDNode(LifecycleNode):
         for request in job.requests:
             request.finish(result=by_query[request.query])
         outgoing = [] if job.replay else self._encode(
-            settings, header, rgb, prediction, info, K, standing, groundings)
+            settings, header, rgb, prediction, info, rays, standing, groundings)
         t['encode'] = (time.perf_counter() - mark) * 1e3
         mark = time.perf_counter()
         for name, msg in outgoing:
@@ -549,7 +559,7 @@ class VPDNode(LifecycleNode):
         return publisher is not None and publisher.get_subscription_count() > 0
 
     def _encode(self, settings: Dict[str, Any], header: Header, rgb: np.ndarray,
-                prediction: Prediction, info: Optional[CameraInfo], K: Optional[np.ndarray],
+                prediction: Prediction, info: Optional[CameraInfo], rays: Optional[np.ndarray],
                 standing: List[str], groundings: List[Grounding]) -> List[Tuple[str, Any]]:
         """Build the messages of one frame as (topic, message), in publishing order."""
         out: List[Tuple[str, Any]] = []
@@ -558,13 +568,13 @@ class VPDNode(LifecycleNode):
             out.append(('depth', depth_to_image(depth, header)))
             if info is not None:
                 out.append(('depth/camera_info', camera_info_for_image(
-                    info, header, (rgb.shape[1], rgb.shape[0]), K)))
+                    info, header, (rgb.shape[1], rgb.shape[0]))))
         if depth is not None and settings['publish.colorized'] and \
                 self._subscribed('depth/colorized'):
             out.append(('depth/colorized', bgr_to_image(colorize_depth(depth), header)))
-        if depth is not None and K is not None and settings['publish.points'] and \
+        if depth is not None and rays is not None and settings['publish.points'] and \
                 self._subscribed('points'):
-            out.append(('points', depth_to_pointcloud2(depth, K, header,
+            out.append(('points', depth_to_pointcloud2(depth, rays, header,
                                                        int(settings['points_step']), rgb)))
         n = len(standing)
         if n and settings['publish.mask']:

@@ -18,7 +18,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from vpd_ros.ros.conversions import DEFAULT_MAX_PIXELS
@@ -62,11 +61,16 @@ def _device(name: str, value: Any) -> None:
         raise ValueError(f'{name} {value!r} not in {", ".join(DEVICES)}')
 
 
+def _native_size(value: Any) -> bool:
+    """Whether an ``input_size`` value means the model's native size ([0, 0]; [] tolerated)."""
+    return value is None or len(value) == 0 or list(value) == [0, 0]
+
+
 def _input_size(name: str, value: Any) -> None:
-    if value is None or len(value) == 0:
+    if _native_size(value):
         return
     if len(value) != 2 or min(value) <= 0 or any(v % 32 for v in value):
-        raise ValueError(f'{name} {list(value)!r} must be [] (native) or [height, width], '
+        raise ValueError(f'{name} {list(value)!r} must be [0, 0] (native) or [height, width], '
                          'positive multiples of 32')
 
 
@@ -78,7 +82,7 @@ def _not_blank(name: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: ``default`` is a value, or a ``Parameter.Type`` for "unset by default"."""
+    """One parameter: ``default`` is a typed value, so every parameter has one (param dump)."""
 
     name: str
     default: Any
@@ -106,9 +110,8 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               CONFIGURE, _choice('none', 'default', 'reduce-overhead', 'max-autotune')),
     ParamSpec('num_threads', 0, 'CPU threads for the model; 0 = torch\'s default (all cores)',
               CONFIGURE, _at_least(0)),
-    ParamSpec('input_size', Parameter.Type.INTEGER_ARRAY, 'model input [height, width] in '
-              'pixels, multiples of 32; [] or unset = the model\'s native size', CONFIGURE,
-              _input_size),
+    ParamSpec('input_size', [0, 0], 'model input [height, width] in pixels, multiples of 32; '
+              '[0, 0] = the model\'s native size', CONFIGURE, _input_size),
     ParamSpec('tasks', 'both', 'depth, refer or both: which models to load and run',
               CONFIGURE, _choice(*TASKS)),
     ParamSpec('default_query', '', 'standing query after configure; ";" separates several; '
@@ -275,7 +278,7 @@ def read_config(values: Mapping[str, Any]) -> NodeConfig:
         dtype=values['dtype'],
         compile=values['compile'],
         num_threads=int(values['num_threads']) or None,
-        input_size=(int(size[0]), int(size[1])) if size else None,
+        input_size=None if _native_size(size) else (int(size[0]), int(size[1])),
         tasks=tasks,
         default_queries=tuple(queries),
         output_qos=qos_profile(values['qos.output.reliability'],
