@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -592,6 +593,9 @@ class VPDNode(LifecycleNode):
         return out
 
     def _on_worker_error(self, job: Job, error: BaseException) -> None:
+        if not self.context.ok():  # a signal shut ROS down mid-frame: shutdown is not an error
+            self.get_logger().debug(f'frame abandoned at shutdown: {error}')
+            return
         text = f'inference failed, frame dropped: {type(error).__name__}: {error}'
         self._stats.error('inference_errors', text)
         self._error_limited(text)
@@ -603,6 +607,8 @@ class VPDNode(LifecycleNode):
     # --- diagnostics --------------------------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
+        if not self.context.ok():  # a signal shut ROS down; the node is about to close
+            return
         engine = self._engine
         extra = {'queries': join_queries(self._standing())}
         hardware = 'none'
@@ -635,6 +641,20 @@ def spin(executor: MultiThreadedExecutor) -> None:
             continue
 
 
+def _interrupt_once(stopping: threading.Event) -> None:
+    """Make SIGINT interrupt ``spin`` once; later ones are ignored while the node cleans up.
+
+    ``ros2 launch`` on Ctrl-C delivers two SIGINTs (the terminal's to the process group, then
+    its own about 50 ms later): the second must not cut the clean-up short with a traceback.
+    Installed before ``rclpy.init``, whose signal handler wakes the executor and chains to it.
+    """
+    def handler(signum: int, frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, handler)
+
+
 def main(args: Optional[List[str]] = None) -> NoReturn:
     """Run ``vpd_node`` until SIGINT/SIGTERM; end the process with 0 after a clean shutdown.
 
@@ -643,6 +663,8 @@ def main(args: Optional[List[str]] = None) -> NoReturn:
     process ends with ``os._exit`` and meets the 2 s that launch or systemd allow on SIGINT.
     An exception escaping the shutdown propagates normally (non-zero exit, traceback).
     """
+    stopping = threading.Event()
+    _interrupt_once(stopping)
     rclpy.init(args=args)
     node = VPDNode()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
@@ -659,6 +681,7 @@ def main(args: Optional[List[str]] = None) -> NoReturn:
         if rclpy.ok():
             raise
     finally:
+        stopping.set()
         node.close()
         executor.shutdown()
         node.destroy_node()
