@@ -23,6 +23,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -190,8 +191,11 @@ class VPDNode(LifecycleNode):
         self._service_handles: List[Any] = []
         self._input_subs: List[Any] = []
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        # A steady clock: with use_sim_time and a paused or absent /clock, ROS time stands still
+        # but the node keeps working, and its health must still be reported.
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics,
-                                                    callback_group=self._timer_group)
+                                                    callback_group=self._timer_group,
+                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # --- parameters ---------------------------------------------------------------------------
 
