@@ -187,6 +187,7 @@ def test_ground_returns_a_grounding_consistent_with_depth(session: Session) -> N
     The standing query stays as it was, and a request for the next frame is served on it.
     """
     client, service = session.client, f'{session.node_name}/ground'
+    session.use_median_threshold(frame(2), 'a lamp')  # a mask neither empty nor full
     session.send(frame(2), 46)  # the latest frame that use_latest grounds on
     session.wait_for(session.depth, 46)
     reply = client.call(Ground, service, Ground.Request(query='a lamp', use_latest=True))

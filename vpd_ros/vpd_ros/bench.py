@@ -333,37 +333,15 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
     from .engine import default_weights
     from .ros import soak
 
-    from vpd_ros_interfaces.srv import SetQuery
-
     weights = args.weights or default_weights()
     query = QUERY_TEXTS[0] if args.tasks != 'depth' and args.queries[0] > 0 else ''
 
     class StageClient(soak.SoakClient):
-        """The soak client that also keeps the node's per-stage means from diagnostics.
-
-        While measuring, it calls ``~/set_query`` (with the standing query, so nothing changes)
-        about 20 times a second: round trips taken while frames stream, i.e. mostly while the
-        engine runs, which is what a robot's other nodes see.
-        """
+        """The soak client that also keeps the node's per-stage means from diagnostics."""
 
         def __init__(self) -> None:
             self.stage_ms: Dict[str, List[float]] = {}
-            self.round_trips_ms: List[float] = []
-            super().__init__()
-            self.set_query = self.node.create_client(SetQuery, '/vpd_node/set_query')
-
-        def spin_for(self, seconds: float) -> None:
-            if not self.counting:
-                super().spin_for(seconds)
-                return
-            deadline = time.monotonic() + seconds
-            while (left := deadline - time.monotonic()) > 0:
-                start = time.perf_counter()
-                future = self.set_query.call_async(SetQuery.Request(query=query))
-                self.executor.spin_until_future_complete(future, timeout_sec=left + 5.0)
-                if future.done():
-                    self.round_trips_ms.append((time.perf_counter() - start) * 1e3)
-                super().spin_for(min(0.05, max(deadline - time.monotonic(), 0.0)))
+            super().__init__(probe_query=query)
 
         def _on_diagnostics(self, msg: Any) -> None:
             super()._on_diagnostics(msg)

@@ -168,9 +168,14 @@ def latency_percentiles(latencies_ms: Sequence[float]) -> Dict[str, float]:
 
 
 class SoakClient:
-    """The measuring side: counts camera frames, timestamps outputs, reads node diagnostics."""
+    """The measuring side: counts camera frames, timestamps outputs, reads node diagnostics.
 
-    def __init__(self) -> None:
+    With ``probe_query`` it also calls ``~/set_query`` with it (the standing query, so nothing
+    changes) about 20 times a second while counting, keeping the round trips in
+    ``round_trips_ms``: answers taken while frames stream, mostly while the engine runs.
+    """
+
+    def __init__(self, probe_query: Optional[str] = None) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from lifecycle_msgs.srv import GetState
@@ -179,6 +184,8 @@ class SoakClient:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
+
+        from vpd_ros_interfaces.srv import SetQuery
 
         self.rclpy = rclpy
         self.context = Context()
@@ -197,6 +204,10 @@ class SoakClient:
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.get_state = self.node.create_client(GetState, '/vpd_node/get_state')
         self.GetState = GetState
+        self.round_trips_ms: List[float] = []
+        self.probe_query = probe_query
+        self.set_query = self.node.create_client(SetQuery, '/vpd_node/set_query')
+        self.SetQuery = SetQuery
 
     def _on_frame(self, msg: object) -> None:
         if self.counting:
@@ -216,9 +227,15 @@ class SoakClient:
                                if kv.key.endswith('_total')}
 
     def spin_for(self, seconds: float) -> None:
-        """Process callbacks for ``seconds``."""
+        """Process callbacks for ``seconds`` (probing ``~/set_query`` while counting)."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
+            if self.counting and self.probe_query is not None:
+                start = time.perf_counter()
+                future = self.set_query.call_async(self.SetQuery.Request(query=self.probe_query))
+                self.executor.spin_until_future_complete(future, timeout_sec=left + 5.0)
+                if future.done():
+                    self.round_trips_ms.append((time.perf_counter() - start) * 1e3)
             self.executor.spin_once(timeout_sec=min(0.05, max(deadline - time.monotonic(), 0)))
 
     def node_active(self) -> bool:
