@@ -519,6 +519,10 @@ class VPDNode(LifecycleNode):
         settings, engine = self._settings, self._engine
         if engine is None:
             raise RuntimeError('engine released')
+        if settings['lazy'] and not job.requests and \
+                not any(self._subscribed(name) for name in OUTPUTS):
+            self._stats.count('idle')  # nobody needs this frame: skip the model entirely
+            return
         t: Dict[str, float] = {}
         start = time.perf_counter()
         header = job.frame.msg.header

@@ -145,6 +145,8 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               RUNTIME),
     ParamSpec('points_step', 4, 'points: keep every n-th row and column', RUNTIME,
               _at_least(1)),
+    ParamSpec('lazy', True, 'run no inference while no output topic has a subscriber and no '
+              '~/ground request waits (as image_pipeline); false runs every frame', RUNTIME),
     ParamSpec('max_rate', 0.0, 'most frames processed per second, Hz; 0 = as fast as the '
               'model runs', RUNTIME, _at_least(0.0, ' Hz')),
     ParamSpec('ground_timeout', 5.0, 'default ~/ground timeout, seconds', RUNTIME,
