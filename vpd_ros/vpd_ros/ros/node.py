@@ -28,8 +28,8 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_policy_name_from_kind)
 
 try:  # Jazzy and later
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -71,16 +71,6 @@ OUTPUTS = {'depth': Image, 'depth/camera_info': CameraInfo, 'mask': Image,
            'depth/colorized': Image, 'mask/overlay': Image}
 #: Subscribed topics (relative names); ``image`` becomes ``<image>/compressed`` when compressed.
 INPUTS = ('image', 'camera_info', 'query')
-
-
-def _policy_name(policy: Any) -> str:
-    """Return the upper-case name of a QoS policy kind or value (e.g. ``RELIABILITY``)."""
-    if isinstance(policy, int) and not hasattr(policy, 'name'):
-        try:
-            policy = QoSPolicyKind(policy)
-        except ValueError:
-            return str(policy)
-    return getattr(policy, 'name', str(policy)).upper().replace('RMW_QOS_POLICY_', '')
 
 
 #: Variables that keep huggingface_hub, transformers and datasets from using the network.
@@ -256,7 +246,8 @@ class VPDNode(LifecycleNode):
     def _create_outputs(self, config: NodeConfig) -> None:
         qos = config.output_qos
         latched = qos_profile('reliable', 1, DurabilityPolicy.TRANSIENT_LOCAL)
-        self._outputs = {name: self.create_publisher(kind, name, qos)
+        # Lifecycle publishers: while inactive they publish nothing, by construction.
+        self._outputs = {name: self.create_lifecycle_publisher(kind, name, qos)
                          for name, kind in OUTPUTS.items()}
         self._outputs['current_query'] = self.create_publisher(String, 'current_query', latched)
         self._service_handles = [
@@ -269,8 +260,11 @@ class VPDNode(LifecycleNode):
     def _destroy_outputs(self) -> None:
         for service in self._service_handles:
             self.destroy_service(service)
-        for publisher in self._outputs.values():
-            self.destroy_publisher(publisher)
+        for name, publisher in self._outputs.items():
+            if name in OUTPUTS:
+                self.destroy_lifecycle_publisher(publisher)
+            else:
+                self.destroy_publisher(publisher)
         self._service_handles, self._outputs = [], {}
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -311,7 +305,7 @@ class VPDNode(LifecycleNode):
         self.get_logger().info(
             f'input QoS: reliability {settings["qos.input.reliability"]}, durability volatile, '
             f'keep last {int(settings["qos.input.depth"])}; output QoS: reliability '
-            f'{_policy_name(output_qos.reliability) if output_qos else "n/a"}, durability '
+            f'{output_qos.reliability.name if output_qos else "n/a"}, durability '
             f'volatile (current_query transient local)')
         self._state_label = 'active'
         self.get_logger().info(f'active: image {topic} ({settings["image_transport"]}), '
@@ -330,7 +324,8 @@ class VPDNode(LifecycleNode):
             self._qos_warned.add(topic)
             self.get_logger().warning(
                 f'incompatible QoS on {topic}: a publisher cannot match policy '
-                f'{_policy_name(info.last_policy_kind)} of this subscription (reliability '
+                f'{qos_policy_name_from_kind(info.last_policy_kind)} of this subscription '
+                f'(reliability '
                 f'{settings["qos.input.reliability"]}); nothing arrives from it until one side '
                 'changes (parameter qos.input.reliability)')
         return SubscriptionEventCallbacks(incompatible_qos=on_incompatible)
