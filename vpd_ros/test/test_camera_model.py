@@ -99,8 +99,11 @@ def test_unusable_cameras_are_refused_with_the_reason() -> None:
         _camera('plumb_bob', roi=(200, 0, 200, 100))
     with pytest.raises(ValueError, match='does not scale'):
         _camera('plumb_bob').rays((W, H + 40))
+    # K all zero means uncalibrated, even when P (used for rectified images) is set.
     with pytest.raises(ValueError, match='not calibrated'):
-        camera_model(np.zeros(9), np.zeros(5), np.zeros(12), 'plumb_bob', (W, H))
+        camera_model(np.zeros(9), np.zeros(5), P.ravel(), 'plumb_bob', (W, H))
+    with pytest.raises(ValueError, match='K is not finite'):
+        camera_model(np.full(9, np.nan), np.zeros(5), P.ravel(), 'plumb_bob', (W, H))
 
 
 def _tilted_wall(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

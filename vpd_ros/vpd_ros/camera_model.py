@@ -116,6 +116,18 @@ def undistort(pixels: np.ndarray, matrix: np.ndarray, distortion: np.ndarray,
     return cv2.undistortPoints(pixels, matrix, distortion, criteria=_CRITERIA)  # OpenCV 5
 
 
+def _checked(name: str, matrix: np.ndarray) -> np.ndarray:
+    """Return a (3, 3) camera matrix, raising ValueError when it cannot project."""
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f'{name} is not finite: {matrix.ravel().tolist()}')
+    if not np.any(matrix):
+        raise ValueError(f'{name} is all zeros (camera not calibrated)')
+    if matrix[0, 0] <= 0.0 or matrix[1, 1] <= 0.0:
+        raise ValueError(f'{name} needs fx > 0 and fy > 0, got fx={matrix[0, 0]}, '
+                         f'fy={matrix[1, 1]}')
+    return matrix
+
+
 def camera_model(K: Sequence[float], D: Sequence[float], P: Sequence[float], model: str,
                  sensor_size: Tuple[int, int], binning: Tuple[int, int] = (0, 0),
                  roi: Tuple[int, int, int, int] = (0, 0, 0, 0),
@@ -127,31 +139,27 @@ def camera_model(K: Sequence[float], D: Sequence[float], P: Sequence[float], mod
     height 0 means the full sensor, as in CameraInfo.
 
     Raises:
-        ValueError: with the reason: no usable calibration (K or P all zero, fx or fy <= 0,
-            non-finite), an unsupported distortion model, or an ROI outside the sensor.
+        ValueError: with the reason: no usable calibration (K all zero, K or the P used not
+            finite or with fx or fy <= 0), an unsupported distortion model, or an ROI outside
+            the sensor.
     """
     width, height = (int(n) for n in sensor_size)
     if width <= 0 or height <= 0:
         raise ValueError(f'camera_info size must be positive, got {width}x{height}')
     distortion = np.asarray(D, dtype=np.float64).reshape(-1)
+    matrix = _checked('K', np.asarray(K, dtype=np.float64).reshape(3, 3))  # all zero: uncalibrated
     rectified = rectified or not np.any(distortion)
     if rectified:
-        matrix = np.asarray(P, dtype=np.float64).reshape(3, 4)[:, :3]
-        if not np.any(matrix):  # some drivers of undistorted cameras leave P unset
-            matrix = np.asarray(K, dtype=np.float64).reshape(3, 3)
+        projection = np.asarray(P, dtype=np.float64).reshape(3, 4)[:, :3]
+        if np.any(projection):  # some drivers of undistorted cameras leave P unset: then K
+            matrix = _checked('P', projection)
         distortion, model = np.zeros(0), ''
     else:
-        matrix = np.asarray(K, dtype=np.float64).reshape(3, 3)
         if model not in DISTORTION_MODELS:
             raise ValueError(f'distortion model {model!r} is not supported (supported: '
                              f'{", ".join(DISTORTION_MODELS)}); publish a rectified image')
         if model == 'equidistant' and distortion.size < 4:
             raise ValueError(f'equidistant distortion needs 4 coefficients, got {distortion.size}')
-    if not np.all(np.isfinite(matrix)) or not np.any(matrix):
-        raise ValueError('camera matrix all zeros or not finite (camera not calibrated)')
-    if matrix[0, 0] <= 0.0 or matrix[1, 1] <= 0.0:
-        raise ValueError(f'camera matrix needs fx > 0 and fy > 0, got fx={matrix[0, 0]}, '
-                         f'fy={matrix[1, 1]}')
     bx, by = (max(int(b), 1) for b in binning)
     x0, y0, rw, rh = (int(n) for n in roi)
     rw, rh = (rw or width - x0), (rh or height - y0)
