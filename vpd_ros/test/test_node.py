@@ -241,10 +241,13 @@ def test_bad_input_is_refused_and_the_next_frame_processed(session: Session) -> 
     assert not [m for m in session.depth if m.header.stamp.sec in (50, 51)]
     session.process.wait_for_line(r"image refused: depth encoding sent as a camera image: "
                                   r"'32FC1'", timeout=10)
-    values = session.diagnostic_values()
-    def grew(key: str) -> int:  # counted by the node since it started
+
+    def grew(key: str) -> int:  # in the newest /diagnostics, since the test started
+        values = {kv.key: kv.value for kv in session.diagnostics[-1].status[0].values}
         return int(values[key]) - int(start_totals[key])
-    assert grew('decode_errors_total') >= 2 and grew('processed_total') >= 1
+    # A report can be taken between frame 52's publishing and its count: wait for the count.
+    assert session.client.spin_until(
+        lambda: grew('decode_errors_total') >= 2 and grew('processed_total') >= 1, 10)
     stages = {kv.key for diag in session.diagnostics for kv in diag.status[0].values
               if kv.key.startswith('latency_ms.')}
     assert {'latency_ms.decode', 'latency_ms.engine.refer', 'latency_ms.encode',
