@@ -14,8 +14,8 @@ import pytest
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
-from vpd_ros.camera_model import camera_model, undistort
-from vpd_ros.geometry import ground_object
+from vpd_ros.engine.camera_model import camera_model, undistort
+from vpd_ros.engine.geometry import ground_object
 from vpd_ros.ros.conversions import depth_to_pointcloud2, pointcloud2_to_array
 
 W, H = 320, 240

@@ -11,7 +11,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from vpd_ros.geometry import GroundingResult, ground_object, scale_intrinsics
+from vpd_ros.engine.geometry import GroundingResult, ground_object, scale_intrinsics
 from vpd_ros.ros.conversions import camera_info_to_model
 from vpd_ros.ros.messages import (MARKER_NAMESPACE, MIN_MARKER_SIZE, camera_info_for_image,
                                   delete_all_marker, grounding_markers, grounding_msg)

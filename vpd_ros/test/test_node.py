@@ -21,7 +21,7 @@ from helpers.vpd_client import LATCHED, Client, image_array, image_msg, start_no
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from vpd_ros.engine import EngineConfig, VPDEngine
+from vpd_ros.engine import EngineConfig, EngineSpec, VPDEngine, load_engine
 from vpd_ros_interfaces.msg import Grounding
 from vpd_ros_interfaces.srv import Ground, SetQuery
 
@@ -38,6 +38,7 @@ class Session:
 
     def __init__(self, process: harness.RosProcess, client: Client, engine: VPDEngine) -> None:
         self.process, self.client, self.engine = process, client, engine
+        self.mask_threshold = 0.5  # the node's mask_threshold as the tests last set it
         self.node_name = client.name('vpd_node')
         self.depth = client.collect(Image, 'depth')
         self.info = client.collect(CameraInfo, 'depth/camera_info')
@@ -68,7 +69,7 @@ class Session:
         return stamped()
 
     def use_median_threshold(self, rgb: np.ndarray, query: str) -> float:
-        """Set the node's (and the local engine's) mask threshold to the median probability.
+        """Set the node's mask threshold (and ``mask_threshold``) to the median probability.
 
         The mask of ``query`` on ``rgb`` is then neither empty nor full, so comparisons mean
         something.
@@ -76,7 +77,7 @@ class Session:
         threshold = float(np.median(self.engine.predict(rgb, [query]).probs[0]))
         result = self.client.set_parameters(self.node_name, {'mask_threshold': threshold})[0]
         assert result.successful, result.reason
-        self.engine.config.mask_threshold = threshold
+        self.mask_threshold = threshold
         return threshold
 
     def diagnostic_values(self) -> dict[str, str]:
@@ -100,8 +101,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         'input_size': list(INPUT_SIZE), 'default_query': QUERY, 'device': 'cpu'})
     client = Client(namespace)
     try:
-        engine = VPDEngine.load('random:tiny', config=EngineConfig(device='cpu',
-                                                                   input_size=INPUT_SIZE))
+        engine = load_engine(EngineSpec(weights='random:tiny'),
+                             EngineConfig(device='cpu', input_size=INPUT_SIZE))
         yield Session(process, client, engine)
     finally:
         client.close()

@@ -19,6 +19,7 @@ SOURCES = sorted((PACKAGE_DIR / 'vpd_ros').rglob('*.py')) + sorted(
     (PACKAGE_DIR / 'launch').glob('*.py'))
 #: Third-party modules with a rosdep key.
 ROSDEP_KEYS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'tqdm': 'python3-tqdm',
+               'psutil': 'python3-psutil',
                'transformers': 'python3-transformers-pip'}
 #: Installed with pip (no rosdep key), named in package.xml's comment; typing_extensions comes
 #: with torch.

@@ -22,8 +22,8 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from vpd_ros.camera_model import CameraModel, camera_model
-from vpd_ros.geometry import backproject, sample_mask
+from vpd_ros.engine.camera_model import CameraModel, camera_model
+from vpd_ros.engine.geometry import backproject, sample_mask
 
 #: Default cap on decoded pixels (8K UHD); larger frames are refused before any copy.
 DEFAULT_MAX_PIXELS = 7680 * 4320
@@ -236,7 +236,7 @@ def depth_to_pointcloud2(
     Args:
         depth: (H, W) float32, metres; NaN, inf and <= 0 are skipped (the cloud is dense).
         camera: (3, 3) camera matrix of the depth image, or its (H, W, 2) per-pixel rays
-            (a distorted camera; :meth:`vpd_ros.camera_model.CameraModel.rays`).
+            (a distorted camera; :meth:`vpd_ros.engine.camera_model.CameraModel.rays`).
         header: stamp and optical frame of the depth image.
         step: keep every ``step``-th row and column.
         rgb: optional (H, W, 3) uint8 RGB; adds an ``rgb`` field packed as rviz expects
@@ -316,7 +316,7 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
 
 
 def camera_info_to_model(msg: CameraInfo, rectified: bool = False) -> CameraModel:
-    """Return the :class:`~vpd_ros.camera_model.CameraModel` of a CameraInfo (ROI, binning, D).
+    """Return the camera model of a CameraInfo (K, D, P, ROI, binning).
 
     ``rectified`` says the image it describes was rectified (an ``image_rect*`` topic).
 

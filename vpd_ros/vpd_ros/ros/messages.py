@@ -17,7 +17,7 @@ from sensor_msgs.msg import CameraInfo, RegionOfInterest
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from vpd_ros.geometry import GroundingResult, scale_intrinsics
+from vpd_ros.engine.geometry import GroundingResult, scale_intrinsics
 from vpd_ros.ros.conversions import mask_to_image
 from vpd_ros_interfaces.msg import Grounding
 

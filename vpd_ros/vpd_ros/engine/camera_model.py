@@ -9,7 +9,7 @@ distortion is undistorted per pixel with OpenCV (plumb_bob and rational_polynomi
 ``cv2.undistortPoints``, iterated to convergence; equidistant: ``cv2.fisheye.undistortPoints``).
 Pure numpy and OpenCV, no ROS: the ros layer passes the message's fields.
 
-Pixel centres are integer coordinates (as in :func:`vpd_ros.geometry.scale_intrinsics`), so a
+Pixel centres are integer coordinates (as in :func:`vpd_ros.engine.geometry.scale_intrinsics`), so a
 binned pixel ``u`` covers sensor pixels ``u * b ... u * b + b - 1`` and its centre is at
 ``(u + 0.5) * b - 0.5`` (image_geometry approximates this as ``u * b``).
 """

@@ -3,9 +3,10 @@
 """Geometry for 3D grounding: back-projection, robust object extent, intrinsics scaling.
 
 Back-projection takes a pinhole camera matrix or per-pixel rays of a distorted camera
-(:mod:`vpd_ros.camera_model`). Pure numpy (plus OpenCV for one erosion); no ROS. Coordinates follow
-REP 103 for optical frames: x right, y down, z forward, in metres. Pixel (u, v) = (column, row) and
-integer coordinates are pixel centres, the convention of ``sensor_msgs/CameraInfo`` and OpenCV.
+(:mod:`vpd_ros.engine.camera_model`). Pure numpy (plus OpenCV for one erosion); no ROS.
+Coordinates follow REP 103 for optical frames: x right, y down, z forward, in metres. Pixel
+(u, v) = (column, row) and integer coordinates are pixel centres, the convention of
+``sensor_msgs/CameraInfo`` and OpenCV.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _normalised(camera: np.ndarray, shape: tuple[int, int],
     """Return x / z and y / z of the ``step``-decimated pixels, broadcastable to that grid.
 
     ``camera`` is a (3, 3) camera matrix (inverted at pixel centres, skew included) or an
-    (H, W, 2) ray per pixel (:meth:`vpd_ros.camera_model.CameraModel.rays`).
+    (H, W, 2) ray per pixel (:meth:`vpd_ros.engine.camera_model.CameraModel.rays`).
     """
     camera = np.asarray(camera)
     if camera.ndim == 3:
@@ -105,7 +106,7 @@ def backproject(
     Args:
         depth: (H, W) float32, metres along the optical axis (z); NaN, inf and <= 0 are skipped.
         camera: (3, 3) camera matrix of this image's resolution, or (H, W, 2) float normalised
-            rays (x / z, y / z) from :meth:`vpd_ros.camera_model.CameraModel.rays`.
+            rays (x / z, y / z) from :meth:`vpd_ros.engine.camera_model.CameraModel.rays`.
         mask: optional (H, W) bool; only pixels inside it are returned.
         step: keep every ``step``-th row and column (decimation for clouds).
 
