@@ -26,7 +26,7 @@ from vpd_ros.engine.geometry import backproject
 from vpd_ros.ros.conversions import (
     ImageDecodeError,
     bgr_to_image,
-    camera_info_to_K,
+    camera_info_to_model,
     compressed_to_rgb,
     depth_to_image,
     depth_to_pointcloud2,
@@ -251,7 +251,13 @@ def test_pointcloud_reader_handles_big_endian_offsets_and_row_padding():
         pointcloud2_to_array(msg)
 
 
-def test_camera_info_to_K():
-    """CameraInfo's row-major k becomes the (3, 3) matrix."""
-    info = CameraInfo(k=K.ravel().tolist())
-    np.testing.assert_array_equal(camera_info_to_K(info), K)
+def test_camera_info_to_model():
+    """CameraInfo's k, d, p, model, size, binning and ROI become the camera model."""
+    info = CameraInfo(k=K.ravel().tolist(), d=[0.1, 0.0, 0.0, 0.0, 0.0], width=64, height=48,
+                      distortion_model="plumb_bob", binning_x=2, binning_y=2)
+    info.roi.x_offset, info.roi.width, info.roi.height = 8, 40, 32
+    model = camera_info_to_model(info)
+    np.testing.assert_array_equal(model.matrix, K)
+    np.testing.assert_array_equal(model.distortion, info.d)
+    assert (model.binning, model.roi, model.image_size) == ((2, 2), (8, 0, 40, 32), (20, 16))
+    assert camera_info_to_model(info, rectified=True).distortion.size == 0

@@ -5,10 +5,10 @@
 import cv2
 import numpy as np
 import pytest
+from vpd_ros.engine.camera_model import camera_model
 from vpd_ros.engine.geometry import (
     backproject,
     ground_object,
-    intrinsics_for_image,
     scale_intrinsics,
 )
 
@@ -221,20 +221,23 @@ def test_scale_intrinsics_matches_cv2_resize():
     np.testing.assert_allclose(scale_intrinsics(K, (W, H), (W, H)), K)
 
 
-def test_intrinsics_for_image_scales_or_explains():
-    """Same size passes, a pure scale is applied, anything else is refused with the reason."""
-    np.testing.assert_allclose(intrinsics_for_image(K, (W, H), (W, H)), K)
+def test_camera_rays_follow_a_resized_image_or_explain():
+    """A resized image's rays are the scaled K's; another aspect or a bad K is refused."""
+    def rays(k: np.ndarray, size: tuple[int, int], sensor: tuple[int, int] = (W, H)) -> np.ndarray:
+        return camera_model(k.ravel(), np.zeros(5), np.zeros(12), "plumb_bob", sensor).rays(size)
+    depth = np.ones((H // 2, W // 2), np.float32)
     np.testing.assert_allclose(
-        intrinsics_for_image(K, (W, H), (W // 2, H // 2)),
-        scale_intrinsics(K, (W, H), (W // 2, H // 2)),
-    )
-    with pytest.raises(ValueError, match="does not match image size"):
-        intrinsics_for_image(K, (W, H), (W, H // 2))
+        backproject(depth, rays(K, (W // 2, H // 2))),
+        backproject(depth, scale_intrinsics(K, (W, H), (W // 2, H // 2))), atol=1e-6)
+    np.testing.assert_allclose(backproject(np.ones((H, W), np.float32), rays(K, (W, H))),
+                               backproject(np.ones((H, W), np.float32), K), atol=1e-6)
+    with pytest.raises(ValueError, match="does not scale"):
+        rays(K, (W, H // 2))
     with pytest.raises(ValueError, match="not calibrated"):
-        intrinsics_for_image(np.zeros((3, 3)), (W, H), (W, H))
+        rays(np.zeros((3, 3)), (W, H))
     with pytest.raises(ValueError, match="finite"):
-        intrinsics_for_image(np.full((3, 3), np.nan), (W, H), (W, H))
+        rays(np.full((3, 3), np.nan), (W, H))
     with pytest.raises(ValueError, match="camera_info size"):
-        intrinsics_for_image(K, (0, 0), (W, H))
+        rays(K, (W, H), (0, 0))
     with pytest.raises(ValueError, match="fx > 0"):
-        intrinsics_for_image(np.diag([-1.0, 1.0, 1.0]), (W, H), (W, H))
+        rays(np.diag([-1.0, 1.0, 1.0]), (W, H))

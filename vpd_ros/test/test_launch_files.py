@@ -5,12 +5,16 @@
 launch_ros is not installable here, so the launch file is checked as source: it compiles, every
 LaunchConfiguration it reads is declared (and every declared argument is used), and every
 parameter it sets is one the node declares. The YAML must set exactly the node's parameters and
-the rviz config may only show topics the node publishes.
+the rviz config may only show topics the node publishes. The launch file's decisions (rviz2
+present or not, its Fixed Frame) run against stand-ins of the launch API.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -85,11 +89,9 @@ def test_config_sets_exactly_the_node_parameters() -> None:
     assert list(document) == ['/**']
     values = document['/**']['ros__parameters']
     assert set(values) == NODE_PARAMETERS
-    defaults = {spec.name: spec.default for spec in PARAMETERS
-                if not type(spec.default).__name__ == 'Type'}
-    for name, default in defaults.items():
-        assert values[name] == default, name
-    assert values['input_size'] == []
+    for spec in PARAMETERS:
+        assert values[spec.name] == spec.default, spec.name
+    assert values['input_size'] == [0, 0]
 
 
 def test_rviz_config_shows_node_topics() -> None:
@@ -107,3 +109,101 @@ def test_interface_doc_lists_every_parameter_and_topic() -> None:
     missing = [n for n in sorted(NODE_PARAMETERS | set(OUTPUTS) | set(INPUTS))
                if f'`{n}`' not in text]
     assert not missing, missing
+
+
+# --- the launch file's decisions, run with stand-ins for launch and launch_ros -----------------
+# launch and launch_ros cannot be installed here; these stand-ins record what the launch file asks
+# them to do, and _run walks the description in order as `ros2 launch` does (arguments first,
+# each OpaqueFunction evaluated where it stands), so the test sees which processes would start
+# and in which order relative to the rviz2 decision.
+
+class _Entity:
+    """A launch entity that keeps its arguments."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    """Stand-in substitution: performs to the argument's value in the context."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def perform(self, context: types.SimpleNamespace) -> str:
+        return context.launch_configurations[self.name]
+
+
+def _stand_ins() -> dict[str, types.ModuleType]:
+    """Return the launch and launch_ros modules the launch file imports, as stand-ins."""
+    modules = {name: types.ModuleType(name) for name in (
+        'launch', 'launch.action', 'launch.actions', 'launch.substitutions', 'launch_ros',
+        'launch_ros.actions', 'launch_ros.parameter_descriptions')}
+    modules['launch'].LaunchContext = types.SimpleNamespace
+    modules['launch'].LaunchDescription = list
+    modules['launch.action'].Action = _Entity
+    for name in ('DeclareLaunchArgument', 'LogInfo', 'OpaqueFunction'):
+        setattr(modules['launch.actions'], name, type(name, (_Entity,), {}))
+    modules['launch.substitutions'].LaunchConfiguration = _LaunchConfiguration
+    modules['launch_ros.actions'].Node = type('Node', (_Entity,), {})
+    modules['launch_ros.parameter_descriptions'].ParameterValue = _Entity
+    return modules
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, prefix: Path, packages: tuple[str, ...],
+         **arguments: str) -> list[tuple[str, object]]:
+    """Walk the launch description; return the events ('log', text) and ('start', Node)."""
+    for package in packages:
+        (prefix / 'share' / package).mkdir(parents=True, exist_ok=True)
+        index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
+        index.mkdir(parents=True, exist_ok=True)
+        (index / package).touch()
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(prefix))
+    for name, module in _stand_ins().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location('vpd_launch_under_test', LAUNCH)
+    launch_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch_file)
+    context = types.SimpleNamespace(launch_configurations={})
+    events: list[tuple[str, object]] = []
+
+    def visit(entities: list[_Entity]) -> None:
+        for entity in entities:
+            kind = type(entity).__name__
+            if kind == 'DeclareLaunchArgument':
+                name = entity.args[0]
+                context.launch_configurations[name] = arguments.get(
+                    name, entity.kwargs.get('default_value'))
+            elif kind == 'OpaqueFunction':
+                visit(entity.kwargs['function'](context))
+            elif kind == 'LogInfo':
+                events.append(('log', entity.kwargs['msg']))
+            elif kind == 'Node':
+                events.append(('start', entity))
+    visit(launch_file.generate_launch_description())
+    return events
+
+
+def test_launch_without_rviz2_starts_the_node_alone_after_saying_so(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """rviz:=true and no rviz2: a note, then vpd_node only; nothing started before the check."""
+    events = _run(monkeypatch, tmp_path, ('vpd_ros',), rviz='true')
+    assert [kind for kind, _ in events] == ['log', 'start']
+    assert 'rviz2 is not installed' in events[0][1]
+    assert events[1][1].kwargs['executable'] == 'vpd_node'
+
+
+def test_launch_with_rviz2_passes_the_fixed_frame(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """rviz:=true with rviz2 installed starts it with the frame argument as Fixed Frame."""
+    events = _run(monkeypatch, tmp_path, ('vpd_ros', 'rviz2'), rviz='true', namespace='robot',
+                  frame='camera_color_optical_frame')
+    started = {e.kwargs['executable']: e for kind, e in events if kind == 'start'}
+    assert set(started) == {'vpd_node', 'rviz2'} and len(events) == 2
+    arguments = started['rviz2'].kwargs['arguments']
+    assert arguments[arguments.index('-f') + 1] == 'camera_color_optical_frame'
+    assert arguments[arguments.index('-d') + 1] == str(tmp_path / 'share' / 'vpd_ros' / 'rviz' /
+                                                        'vpd.rviz')
+    assert started['rviz2'].kwargs['namespace'] == 'robot'
+    events = _run(monkeypatch, tmp_path, ('vpd_ros', 'rviz2'))
+    assert [e.kwargs['executable'] for _, e in events] == ['vpd_node']

@@ -2,17 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """vpd_node as a real process: compressed input, latest-wins under a burst, lifecycle, signals.
 
-One node process (compressed transport, random:tiny at its native 256x256 input, VGA frames so
-that one frame takes a noticeable time) serves the module; a camera child process publishes.
-The tests run in file order: the last one ends the node with SIGTERM.
+One node process (compressed transport, random:tiny at its native 256x256 input, VGA frames)
+serves the module; a camera child process publishes. Each test leaves the node active with its
+start parameters, so the tests pass alone and in any order; the module ends the node with
+SIGTERM and checks its exit code. No test asserts a time: speeds are in ``vpd-ros bench``.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import statistics
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +77,9 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     client = Client(namespace)
     try:
         yield Session(tmp, env, namespace, process, client)
+        # However the tests left it, the node ends cleanly on SIGTERM.
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, process.output()[-3000:]
     finally:
         client.close()
         process.stop()
@@ -100,36 +102,27 @@ def test_compressed_input_matches_the_engine(session: Session) -> None:
     np.testing.assert_allclose(image_array(depth_msg), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_burst_leaves_no_backlog_and_services_answer_mid_frame(session: Session) -> None:
-    """Frames faster than inference: the newest wins, drops are counted, services stay prompt.
+def test_burst_leaves_no_backlog(session: Session) -> None:
+    """Frames faster than the node takes them: the newest wins, drops are counted, none queue.
 
-    set_query round trips measured while the worker is busy must be far below a frame's
-    inference time, which they could not be if the executor waited for the model.
+    ``max_rate`` (2 Hz) makes the node take frames slower than the 40 Hz burst on any machine,
+    so frames must be replaced while one is in the model; the last one is always processed.
     """
-    count = 20
+    count, name = 20, session.node_name
+    assert session.client.set_parameters(name, {'max_rate': 2.0})[0].successful
     start_totals = session.diagnostic_values()
     before = len(session.depth)
-    round_trips = []
     last = 200 + count - 1
-
-    def last_frame_out() -> bool:
-        return any(m.header.stamp.sec == last for m in session.depth)
-    with session.camera('--format', 'jpeg', '--count', str(count), '--rate', '40',
-                        '--stamp-base', '200') as camera:
-        # Call while the camera streams, and on while the last frame is still in flight until
-        # there are three round trips (a loaded machine may fit fewer into the 0.5 s burst).
-        while ((camera.poll() is None and not camera.output().endswith('DONE\n'))
-               or (len(round_trips) < 3 and not last_frame_out())):
-            start = time.perf_counter()
-            reply = session.client.call(SetQuery, f'{session.node_name}/set_query',
-                                        SetQuery.Request(query='the red mug'))
-            round_trips.append(time.perf_counter() - start)
-            assert reply.success
-        assert session.client.spin_until(last_frame_out, 120)
-        session.client.spin_until(lambda: False, 1.0)
+    try:
+        with session.camera('--format', 'jpeg', '--count', str(count), '--rate', '40',
+                            '--stamp-base', '200'):
+            assert session.client.spin_until(
+                lambda: any(m.header.stamp.sec == last for m in session.depth), 120)
+            session.client.spin_until(lambda: False, 1.0)
+    finally:
+        assert session.client.set_parameters(name, {'max_rate': 0.0})[0].successful
     stamps = [m.header.stamp.sec for m in session.depth[before:]]
     assert stamps == sorted(stamps) and stamps[-1] == last
-    assert len(stamps) < count / 2
     values = session.diagnostic_values()
 
     def delta(key: str) -> int:
@@ -139,11 +132,29 @@ def test_burst_leaves_no_backlog_and_services_answer_mid_frame(session: Session)
     # them, so 'received' can be below 'count'.
     assert delta('received_total') == delta('processed_total') + delta('dropped_total')
     assert delta('dropped_total') >= 1
-    assert delta('processed_total') == len(stamps)
-    frame_ms = max(float(d.value) for diag in session.diagnostics for d in diag.status[0].values
-                   if d.key == 'latency_ms.engine.total')
-    assert len(round_trips) >= 3
-    assert statistics.median(round_trips) * 1e3 < 0.25 * frame_ms, (round_trips, frame_ms)
+    assert delta('processed_total') == len(stamps) < count
+
+
+def test_services_answer_while_frames_stream(session: Session) -> None:
+    """~/set_query answers while the camera outruns the model (the worker thread runs it).
+
+    How fast the answers come is measured by ``vpd-ros bench --node``, not asserted here.
+    """
+    count, last = 20, 400 + 20 - 1
+    replies = []
+
+    def last_frame_out() -> bool:
+        return any(m.header.stamp.sec == last for m in session.depth)
+    with session.camera('--format', 'jpeg', '--count', str(count), '--rate', '40',
+                        '--stamp-base', '400') as camera:
+        # Call while the camera streams, and on while the last frame is still in flight until
+        # there are three replies (a loaded machine may fit fewer into the 0.5 s burst).
+        while ((camera.poll() is None and not camera.output().endswith('DONE\n'))
+               or (len(replies) < 3 and not last_frame_out())):
+            replies.append(session.client.call(SetQuery, f'{session.node_name}/set_query',
+                                               SetQuery.Request(query='the red mug')))
+        assert session.client.spin_until(last_frame_out, 120)
+    assert len(replies) >= 3 and all(r.success for r in replies)
 
 
 def test_lifecycle_failure_keeps_the_node_alive_and_recovers(session: Session) -> None:
@@ -175,11 +186,3 @@ def test_lifecycle_failure_keeps_the_node_alive_and_recovers(session: Session) -
     with session.camera('--format', 'jpeg', '--count', '1', '--stamp-base', '300'):
         assert client.spin_until(lambda: any(m.header.stamp.sec == 300 for m in session.depth),
                                  120), session.process.output()[-3000:]
-
-
-def test_sigterm_exits_cleanly_and_quickly(session: Session) -> None:
-    """SIGTERM ends the node with exit code 0 within a few seconds."""
-    start = time.monotonic()
-    os.kill(session.process.pid, signal.SIGTERM)
-    assert session.process.wait(timeout=15) == 0, session.process.output()[-3000:]
-    assert time.monotonic() - start < 15

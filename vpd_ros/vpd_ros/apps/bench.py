@@ -297,12 +297,15 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
     from ..engine import default_weights
     from . import soak
 
+    weights = args.weights or default_weights()
+    query = QUERY_TEXTS[0] if args.tasks != 'depth' and args.queries[0] > 0 else ''
+
     class StageClient(soak.SoakClient):
         """The soak client that also keeps the node's per-stage means from diagnostics."""
 
         def __init__(self) -> None:
             self.stage_ms: Dict[str, List[float]] = {}
-            super().__init__()
+            super().__init__(probe_query=query)
 
         def _on_diagnostics(self, msg: Any) -> None:
             super()._on_diagnostics(msg)
@@ -312,11 +315,9 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
                         if kv.key.startswith('latency_ms.'):
                             self.stage_ms.setdefault(kv.key[11:], []).append(float(kv.value))
 
-    weights = args.weights or default_weights()
     tmp = tempfile.mkdtemp(prefix='vpd_bench_node_')
     rosenv.apply_session_env(tmp)
     env = rosenv.ros_env(tmp)
-    query = QUERY_TEXTS[0] if args.tasks != 'depth' and args.queries[0] > 0 else ''
     params = {'weights': weights, 'device': args.device, 'dtype': args.dtype,
               'tasks': args.tasks, 'default_query': query, 'autostart': 'true',
               'qos.input.reliability': 'reliable'}
@@ -338,17 +339,23 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
     overhead = None
     if 'total' in stages and 'engine.total' in stages:
         overhead = stages['total'] - stages['engine.total']
+    round_trips = percentiles(client.round_trips_ms)
     return {'machine': machine_info(), 'soak': dataclasses.asdict(report),
             'node_stage_ms': stages, 'node_overhead_ms': overhead, 'params': params,
+            'service_round_trip_ms': round_trips, 'service_calls': len(client.round_trips_ms),
             'log_dir': tmp,
-            'markdown': node_markdown(report.latency_ms, stages, overhead, report)}
+            'markdown': node_markdown(report.latency_ms, stages, overhead, report,
+                                      round_trips, len(client.round_trips_ms))}
 
 
 def node_markdown(latency: Dict[str, float], stages: Dict[str, float],
-                  overhead: Optional[float], report: Any) -> str:
+                  overhead: Optional[float], report: Any, round_trips: Dict[str, float],
+                  calls: int) -> str:
     """Return the node benchmark as a markdown table."""
     lines = ['| measure | value |', '|---|---|']
     lines += [f'| camera stamp -> depth received, {k} ms | {v:.1f} |' for k, v in latency.items()]
+    lines += [f'| ~/set_query round trip while frames stream, {k} ms ({calls} calls) | {v:.1f} |'
+              for k, v in round_trips.items()]
     lines += [f'| node stage {k} ms (mean) | {v:.2f} |' for k, v in stages.items()]
     lines.append(f'| node overhead beyond the engine ms | {_fmt(overhead, 2)} |')
     lines.append(f'| frames in / processed / dropped / outputs | {report.frames_in} / '

@@ -129,13 +129,20 @@ def memory_slope_mb_per_min(samples: Sequence[ProcessSample]) -> float:
 
 
 class SoakClient:
-    """The measuring side: counts camera frames, timestamps outputs, reads node diagnostics."""
+    """The measuring side: counts camera frames, timestamps outputs, reads node diagnostics.
 
-    def __init__(self) -> None:
+    With ``probe_query`` it also calls ``~/set_query`` with it (the standing query, so nothing
+    changes) about 20 times a second while counting, keeping the round trips in
+    ``round_trips_ms``: answers taken while frames stream, mostly while the engine runs.
+    """
+
+    def __init__(self, probe_query: Optional[str] = None) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
+
+        from vpd_ros_interfaces.srv import SetQuery
 
         from .ros_client import RosClient
 
@@ -150,7 +157,21 @@ class SoakClient:
         node.create_subscription(String, 'sim_camera/scene', self._on_frame, 50)
         node.create_subscription(Image, 'depth', self._on_depth, qos)
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-        self.spin_for = self.ros.spin_for
+        self.round_trips_ms: List[float] = []
+        self.probe_query = probe_query
+        self.set_query = node.create_client(SetQuery, '/vpd_node/set_query')
+        self.SetQuery = SetQuery
+
+    def spin_for(self, seconds: float) -> None:
+        """Process callbacks for ``seconds`` (probing ``~/set_query`` while counting)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.counting and self.probe_query is not None:
+                start = time.perf_counter()
+                future = self.set_query.call_async(self.SetQuery.Request(query=self.probe_query))
+                if self.ros.spin_until(future.done, left + 5.0):
+                    self.round_trips_ms.append((time.perf_counter() - start) * 1e3)
+            self.ros.spin_for(min(0.05, max(deadline - time.monotonic(), 0.0)))
 
     def _on_frame(self, msg: object) -> None:
         if self.counting:

@@ -1,10 +1,12 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Pinhole geometry for 3D grounding: back-projection, robust object extent, intrinsics.
+"""Geometry for 3D grounding: back-projection, robust object extent, intrinsics scaling.
 
-Pure numpy (plus OpenCV for one erosion); no ROS. Coordinates follow REP 103 for optical
-frames: x right, y down, z forward, in metres. Pixel (u, v) = (column, row) and integer
-coordinates are pixel centres, the convention of ``sensor_msgs/CameraInfo`` and OpenCV.
+Back-projection takes a pinhole camera matrix or per-pixel rays of a distorted camera
+(:mod:`vpd_ros.engine.camera_model`). Pure numpy (plus OpenCV for one erosion); no ROS.
+Coordinates follow REP 103 for optical frames: x right, y down, z forward, in metres. Pixel
+(u, v) = (column, row) and integer coordinates are pixel centres, the convention of
+``sensor_msgs/CameraInfo`` and OpenCV.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ def _check_intrinsics(K: np.ndarray) -> np.ndarray:
     if K[0, 0] <= 0.0 or K[1, 1] <= 0.0:
         raise ValueError(f"K needs fx > 0 and fy > 0, got fx={K[0, 0]}, fy={K[1, 1]}")
     return K
+
+
+def _check_rays(rays: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Return per-pixel rays, raising ValueError unless they are (H, W, 2) for a (H, W) image."""
+    if rays.shape != (*shape, 2):
+        raise ValueError(f"rays shape {rays.shape} does not match depth shape {shape}")
+    return rays
 
 
 def _check_depth(depth: np.ndarray) -> np.ndarray:
@@ -66,17 +75,38 @@ def sample_mask(depth: np.ndarray, mask: np.ndarray | None = None, step: int = 1
     return keep
 
 
+def _normalised(camera: np.ndarray, shape: tuple[int, int],
+                step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return x / z and y / z of the ``step``-decimated pixels, broadcastable to that grid.
+
+    ``camera`` is a (3, 3) camera matrix (inverted at pixel centres, skew included) or an
+    (H, W, 2) ray per pixel (:meth:`vpd_ros.engine.camera_model.CameraModel.rays`).
+    """
+    camera = np.asarray(camera)
+    if camera.ndim == 3:
+        rays = _check_rays(camera, shape)
+        return rays[::step, ::step, 0], rays[::step, ::step, 1]
+    K = _check_intrinsics(camera)
+    fx, s, cx = K[0]
+    fy, cy = K[1, 1], K[1, 2]
+    yn = ((np.arange(0, shape[0], step) - cy) / fy)[:, None]
+    xn = (np.arange(0, shape[1], step)[None, :] - cx - s * yn) / fx
+    return xn, yn
+
+
 def backproject(
-    depth: np.ndarray, K: np.ndarray, mask: np.ndarray | None = None, step: int = 1
+    depth: np.ndarray, camera: np.ndarray, mask: np.ndarray | None = None, step: int = 1
 ) -> np.ndarray:
     """Back-project a depth map to (N, 3) float32 points in the camera optical frame.
 
-    Inverts the full pinhole matrix, skew included, at pixel centres (u, v):
-    y = (v - cy) / fy * z and x = (u - cx - s * (v - cy) / fy) / fx * z.
+    With a camera matrix K the pinhole is inverted at pixel centres (u, v):
+    y = (v - cy) / fy * z and x = (u - cx - s * (v - cy) / fy) / fx * z; with per-pixel rays
+    (a distorted camera) each point is its ray times z.
 
     Args:
         depth: (H, W) float32, metres along the optical axis (z); NaN, inf and <= 0 are skipped.
-        K: (3, 3) camera matrix of this image's resolution.
+        camera: (3, 3) camera matrix of this image's resolution, or (H, W, 2) float normalised
+            rays (x / z, y / z) from :meth:`vpd_ros.engine.camera_model.CameraModel.rays`.
         mask: optional (H, W) bool; only pixels inside it are returned.
         step: keep every ``step``-th row and column (decimation for clouds).
 
@@ -85,12 +115,8 @@ def backproject(
         row-major pixel order of :func:`sample_mask`.
     """
     depth = _check_depth(depth)
-    K = _check_intrinsics(K)
     keep = sample_mask(depth, mask, step)
-    fx, s, cx = K[0]
-    fy, cy = K[1, 1], K[1, 2]
-    yn = ((np.arange(0, depth.shape[0], step) - cy) / fy)[:, None]
-    xn = (np.arange(0, depth.shape[1], step)[None, :] - cx - s * yn) / fx
+    xn, yn = _normalised(camera, depth.shape, step)
     # Boolean indexing through broadcast views is slow; gather flat indices from dense grids.
     index = np.flatnonzero(keep)
     z = np.ascontiguousarray(depth[::step, ::step]).ravel()[index]
@@ -146,7 +172,7 @@ def _erode_if_enough(mask: np.ndarray, min_pixels: int) -> np.ndarray:
 def ground_object(
     mask: np.ndarray,
     depth: np.ndarray | None = None,
-    K: np.ndarray | None = None,
+    camera: np.ndarray | None = None,
     prob: np.ndarray | None = None,
     *,
     min_depth_samples: int = 20,
@@ -166,7 +192,8 @@ def ground_object(
     Args:
         mask: (H, W) bool, the object's pixels.
         depth: (H, W) float32, metres, same size as ``mask``; None skips 3D.
-        K: (3, 3) camera matrix for this resolution; None skips 3D.
+        camera: (3, 3) camera matrix for this resolution, or (H, W, 2) per-pixel rays of a
+            distorted camera (see :func:`backproject`); None skips 3D.
         prob: (H, W) float32 in [0, 1], the mask probability; None gives score 0.
         min_depth_samples: fewest inlier points for ``has_3d``.
         mad_scale: width of the depth band in robust standard deviations.
@@ -191,8 +218,8 @@ def ground_object(
         return GroundingResult(valid=False, pixel_count=0)
     cols = np.flatnonzero(mask.any(axis=0))
     # Everything below only looks at the mask's box plus a one-pixel ring (the 3x3 erosion must
-    # see the zeros around the object), shifting K's principal point alike: same result, and a
-    # small object costs a small fraction of a full-frame pass.
+    # see the zeros around the object), shifting K's principal point (or cutting the rays)
+    # alike: same result, and a small object costs a small fraction of a full-frame pass.
     top, left = max(int(rows[0]) - 1, 0), max(int(cols[0]) - 1, 0)
     box = (slice(top, int(rows[-1]) + 2), slice(left, int(cols[-1]) + 2))
     mask = mask[box]
@@ -208,12 +235,17 @@ def ground_object(
         y_max=int(rows[-1]),
         score=score,
     )
-    if depth is None or K is None:
+    if depth is None or camera is None:
         return result
-    depth = _check_depth(depth)[box]
-    K = _check_intrinsics(K).copy()
-    K[0, 2] -= left
-    K[1, 2] -= top
+    depth = _check_depth(depth)
+    camera = np.asarray(camera)
+    if camera.ndim == 3:
+        camera = _check_rays(camera, depth.shape)[box]
+    else:
+        camera = _check_intrinsics(camera).copy()
+        camera[0, 2] -= left
+        camera[1, 2] -= top
+    depth = depth[box]
     keep = sample_mask(depth, _erode_if_enough(mask, min_depth_samples))
     z = depth[keep].astype(np.float64)
     if z.size < min_depth_samples:
@@ -224,7 +256,7 @@ def ground_object(
     inlier = keep & (np.abs(depth - np.float32(median)) <= band)
     if int(np.count_nonzero(inlier)) < min_depth_samples:
         return result
-    points = backproject(depth, K, inlier).astype(np.float64)
+    points = backproject(depth, camera, inlier).astype(np.float64)
     low, high = np.percentile(points, [extent_percentile, 100.0 - extent_percentile], axis=0)
     return replace(
         result,
@@ -257,41 +289,3 @@ def scale_intrinsics(
     out[1, 1] *= sy
     out[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
     return out
-
-
-def intrinsics_for_image(
-    K: np.ndarray,
-    info_size: tuple[int, int],
-    image_size: tuple[int, int],
-    rel_tol: float = 1e-3,
-) -> np.ndarray:
-    """Return the camera matrix for an image of ``image_size`` from CameraInfo's K and size.
-
-    A CameraInfo whose size differs from the image by one common scale factor (a driver
-    publishing full-resolution calibration with a downscaled stream) is scaled to match.
-
-    Args:
-        K: (3, 3) camera matrix from CameraInfo.
-        info_size: (width, height) from CameraInfo, pixels.
-        image_size: (width, height) of the image the matrix is needed for, pixels.
-        rel_tol: allowed relative difference between the x and y scale factors.
-
-    Raises:
-        ValueError: with the reason: K all zeros (uncalibrated), non-finite, fx or fy <= 0,
-            zero CameraInfo size, or a size that differs from the image by more than a scale.
-    """
-    K = _check_intrinsics(K)
-    (iw, ih), (w, h) = info_size, image_size
-    if iw <= 0 or ih <= 0:
-        raise ValueError(f"camera_info size must be positive, got {iw}x{ih}")
-    if w <= 0 or h <= 0:
-        raise ValueError(f"image size must be positive, got {w}x{h}")
-    if (iw, ih) == (w, h):
-        return K
-    sx, sy = w / iw, h / ih
-    if abs(sx - sy) > rel_tol * max(sx, sy):
-        raise ValueError(
-            f"camera_info size {iw}x{ih} does not match image size {w}x{h} "
-            f"(scale x {sx:.4f} != scale y {sy:.4f})"
-        )
-    return scale_intrinsics(K, (iw, ih), (w, h))

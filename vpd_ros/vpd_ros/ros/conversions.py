@@ -22,6 +22,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from vpd_ros.engine.camera_model import CameraModel, camera_model
 from vpd_ros.engine.geometry import backproject, sample_mask
 
 #: Default cap on decoded pixels (8K UHD); larger frames are refused before any copy.
@@ -225,7 +226,7 @@ def rgb_to_compressed(
 
 def depth_to_pointcloud2(
     depth: np.ndarray,
-    K: np.ndarray,
+    camera: np.ndarray,
     header: Header,
     step: int = 1,
     rgb: np.ndarray | None = None,
@@ -234,7 +235,8 @@ def depth_to_pointcloud2(
 
     Args:
         depth: (H, W) float32, metres; NaN, inf and <= 0 are skipped (the cloud is dense).
-        K: (3, 3) camera matrix of the depth image.
+        camera: (3, 3) camera matrix of the depth image, or its (H, W, 2) per-pixel rays
+            (a distorted camera; :meth:`vpd_ros.engine.camera_model.CameraModel.rays`).
         header: stamp and optical frame of the depth image.
         step: keep every ``step``-th row and column.
         rgb: optional (H, W, 3) uint8 RGB; adds an ``rgb`` field packed as rviz expects
@@ -244,7 +246,7 @@ def depth_to_pointcloud2(
         PointCloud2 with height 1, float32 fields x, y, z (metres, optical frame) and rgb.
     """
     depth = np.asarray(depth, dtype=np.float32)
-    xyz = backproject(depth, K, step=step)
+    xyz = backproject(depth, camera, step=step)
     names = ["x", "y", "z"]
     if rgb is not None:
         rgb = _check_color(rgb, "rgb")
@@ -313,9 +315,15 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
     )
 
 
-def camera_info_to_K(msg: CameraInfo) -> np.ndarray:
-    """Return CameraInfo's ``k`` as a (3, 3) float64 camera matrix (ROI and binning not applied).
+def camera_info_to_model(msg: CameraInfo, rectified: bool = False) -> CameraModel:
+    """Return the camera model of a CameraInfo (K, D, P, ROI, binning).
 
-    Check it with :func:`vpd_ros.engine.geometry.intrinsics_for_image` against the image size.
+    ``rectified`` says the image it describes was rectified (an ``image_rect*`` topic).
+
+    Raises:
+        ValueError: the calibration is unusable; the message says why.
     """
-    return np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    roi = msg.roi
+    return camera_model(msg.k, msg.d, msg.p, msg.distortion_model, (msg.width, msg.height),
+                        (msg.binning_x, msg.binning_y),
+                        (roi.x_offset, roi.y_offset, roi.width, roi.height), rectified)

@@ -20,7 +20,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 #: Counters the node keeps; each also has a per-window count.
-COUNTERS = ('received', 'processed', 'dropped', 'decode_errors', 'camera_info_errors',
+COUNTERS = ('received', 'processed', 'dropped', 'idle', 'decode_errors', 'camera_info_errors',
             'inference_errors')
 
 

@@ -13,7 +13,7 @@ from typing import List, Tuple
 
 import numpy as np
 from builtin_interfaces.msg import Duration
-from sensor_msgs.msg import CameraInfo
+from sensor_msgs.msg import CameraInfo, RegionOfInterest
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
@@ -81,25 +81,34 @@ def delete_all_marker(header: Header) -> Marker:
 
 
 def camera_info_for_image(info: CameraInfo, header: Header,
-                          image_size: Tuple[int, int], K: np.ndarray) -> CameraInfo:
-    """Return ``info`` restamped with ``header`` and matching an image of ``image_size`` (w, h).
+                          image_size: Tuple[int, int]) -> CameraInfo:
+    """Return ``info`` restamped with ``header`` and describing an image of ``image_size`` (w, h).
 
-    ``K`` is the camera matrix for that image (from
-    :func:`vpd_ros.engine.geometry.intrinsics_for_image`); when the CameraInfo was for another
-    resolution, ``k`` and the 3x3 part of ``p`` are rescaled alike (``p``'s Tx and Ty
-    scale with x and y); ROI and binning are copied unchanged.
+    An image of the size the CameraInfo describes (after its ROI and binning) keeps it as sent.
+    Another size (a downscaled stream) gets ``k`` and ``p``'s 3x3 part for that image, with the
+    ROI and binning folded in (both then reset); D is unchanged, as distortion acts on
+    normalised coordinates. Pixel centres stay integers (:func:`scale_intrinsics`).
     """
     out = copy.deepcopy(info)
     out.header = header
     width, height = image_size
-    if (info.width, info.height) != (width, height):
-        out.width, out.height = width, height
-        out.k = np.asarray(K, dtype=np.float64).reshape(-1).tolist()
-        P = np.asarray(info.p, dtype=np.float64).reshape(3, 4).copy()
-        if P.any():  # an uncalibrated camera's all-zero P stays all zero
-            P[:, :3] = scale_intrinsics(P[:, :3], (info.width, info.height), (width, height))
-            P[0, 3] *= width / info.width
-            P[1, 3] *= height / info.height
-            out.p = P.reshape(-1).tolist()
+    roi = info.roi
+    x0, y0 = roi.x_offset, roi.y_offset
+    roi_size = (roi.width or info.width - x0, roi.height or info.height - y0)
+    binned = (roi_size[0] // max(info.binning_x, 1), roi_size[1] // max(info.binning_y, 1))
+    if binned == (width, height):
+        return out
+    shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+    K = shift @ np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    out.k = scale_intrinsics(K, roi_size, (width, height)).reshape(-1).tolist()
+    P = np.asarray(info.p, dtype=np.float64).reshape(3, 4).copy()
+    if P.any():  # an uncalibrated camera's all-zero P stays all zero
+        P[:, :3] = scale_intrinsics(shift @ P[:, :3], roi_size, (width, height))
+        P[0, 3] *= width / roi_size[0]
+        P[1, 3] *= height / roi_size[1]
+        out.p = P.reshape(-1).tolist()
+    out.width, out.height = width, height
+    out.binning_x = out.binning_y = 0
+    out.roi = RegionOfInterest()
     return out
 

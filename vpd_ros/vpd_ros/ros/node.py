@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -22,12 +23,13 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_policy_name_from_kind)
 
 try:  # Jazzy and later
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -37,8 +39,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker
 
-from vpd_ros.engine.geometry import ground_object, intrinsics_for_image
-from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_K,
+from vpd_ros.engine.camera_model import CameraModel
+from vpd_ros.engine.geometry import ground_object
+from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_model,
                                      compressed_to_rgb, depth_to_image, depth_to_pointcloud2,
                                      image_to_rgb)
 from vpd_ros.ros.diagnostics import FrameStats, LogLimiter, diagnostic_array
@@ -68,16 +71,6 @@ OUTPUTS = {'depth': Image, 'depth/camera_info': CameraInfo, 'mask': Image,
            'depth/colorized': Image, 'mask/overlay': Image}
 #: Subscribed topics (relative names); ``image`` becomes ``<image>/compressed`` when compressed.
 INPUTS = ('image', 'camera_info', 'query')
-
-
-def _policy_name(policy: Any) -> str:
-    """Return the upper-case name of a QoS policy kind or value (e.g. ``RELIABILITY``)."""
-    if isinstance(policy, int) and not hasattr(policy, 'name'):
-        try:
-            policy = QoSPolicyKind(policy)
-        except ValueError:
-            return str(policy)
-    return getattr(policy, 'name', str(policy)).upper().replace('RMW_QOS_POLICY_', '')
 
 
 #: Variables that keep huggingface_hub, transformers and datasets from using the network.
@@ -166,13 +159,18 @@ class VPDNode(LifecycleNode):
         self._queries: List[str] = []
         self._queries_lock = threading.Lock()
         self._camera_info: Optional[CameraInfo] = None
+        self._camera_model: Optional[Tuple[CameraInfo, CameraModel]] = None
+        self._rectified = False
         self._qos_warned: set = set()
         self._outputs: Dict[str, Any] = {}
         self._service_handles: List[Any] = []
         self._input_subs: List[Any] = []
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        # A steady clock: with use_sim_time and a paused or absent /clock, ROS time stands still
+        # but the node keeps working, and its health must still be reported.
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics,
-                                                    callback_group=self._timer_group)
+                                                    callback_group=self._timer_group,
+                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # --- parameters ---------------------------------------------------------------------------
 
@@ -229,7 +227,8 @@ class VPDNode(LifecycleNode):
     def _create_outputs(self, config: NodeConfig) -> None:
         qos = config.output_qos
         latched = qos_profile('reliable', 1, DurabilityPolicy.TRANSIENT_LOCAL)
-        self._outputs = {name: self.create_publisher(kind, name, qos)
+        # Lifecycle publishers: while inactive they publish nothing, by construction.
+        self._outputs = {name: self.create_lifecycle_publisher(kind, name, qos)
                          for name, kind in OUTPUTS.items()}
         self._outputs['current_query'] = self.create_publisher(String, 'current_query', latched)
         self._service_handles = [
@@ -242,8 +241,11 @@ class VPDNode(LifecycleNode):
     def _destroy_outputs(self) -> None:
         for service in self._service_handles:
             self.destroy_service(service)
-        for publisher in self._outputs.values():
-            self.destroy_publisher(publisher)
+        for name, publisher in self._outputs.items():
+            if name in OUTPUTS:
+                self.destroy_lifecycle_publisher(publisher)
+            else:
+                self.destroy_publisher(publisher)
         self._service_handles, self._outputs = [], {}
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -270,6 +272,7 @@ class VPDNode(LifecycleNode):
             image_sub = self.create_subscription(
                 Image, 'image', self._on_image, qos, callback_group=self._frames_group,
                 event_callbacks=self._qos_events(topic, settings))
+        self._rectified = 'image_rect' in topic  # image_geometry: project with P
         info_topic = self.resolve_topic_name('camera_info')
         self._input_subs = [
             image_sub,
@@ -283,7 +286,7 @@ class VPDNode(LifecycleNode):
         self.get_logger().info(
             f'input QoS: reliability {settings["qos.input.reliability"]}, durability volatile, '
             f'keep last {int(settings["qos.input.depth"])}; output QoS: reliability '
-            f'{_policy_name(output_qos.reliability) if output_qos else "n/a"}, durability '
+            f'{output_qos.reliability.name if output_qos else "n/a"}, durability '
             f'volatile (current_query transient local)')
         self._state_label = 'active'
         self.get_logger().info(f'active: image {topic} ({settings["image_transport"]}), '
@@ -302,7 +305,8 @@ class VPDNode(LifecycleNode):
             self._qos_warned.add(topic)
             self.get_logger().warning(
                 f'incompatible QoS on {topic}: a publisher cannot match policy '
-                f'{_policy_name(info.last_policy_kind)} of this subscription (reliability '
+                f'{qos_policy_name_from_kind(info.last_policy_kind)} of this subscription '
+                f'(reliability '
                 f'{settings["qos.input.reliability"]}); nothing arrives from it until one side '
                 'changes (parameter qos.input.reliability)')
         return SubscriptionEventCallbacks(incompatible_qos=on_incompatible)
@@ -331,7 +335,7 @@ class VPDNode(LifecycleNode):
         if engine is not None:
             engine.release()
             _return_freed_memory()
-        self._camera_info = None
+        self._camera_info = self._camera_model = None
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release the engine (device memory) and the outputs."""
@@ -446,20 +450,26 @@ class VPDNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _intrinsics(self, size: Tuple[int, int]) -> Tuple[Optional[CameraInfo],
-                                                           Optional[np.ndarray]]:
-        """Return the CameraInfo and K for an image of ``size`` (w, h), or Nones with a log."""
+    def _camera(self, size: Tuple[int, int]) -> Tuple[Optional[CameraInfo],
+                                                       Optional[np.ndarray]]:
+        """Return the CameraInfo and per-pixel rays for an image of ``size`` (w, h), or Nones.
+
+        The camera model is rebuilt when a new CameraInfo arrives; its rays are cached per size.
+        An unusable calibration (unknown distortion, ROI off the sensor, ...) is logged.
+        """
         info = self._camera_info
         if info is None:
             return None, None
         try:
-            K = intrinsics_for_image(camera_info_to_K(info), (info.width, info.height), size)
+            cached = self._camera_model
+            if cached is None or cached[0] is not info:
+                cached = self._camera_model = (info, camera_info_to_model(info, self._rectified))
+            return info, cached[1].rays(size)
         except ValueError as error:
             text = f'camera_info unusable, no 3D output: {error}'
             self._stats.error('camera_info_errors', text)
             self._warn_limited(text)
             return None, None
-        return info, K
 
     # rclpy fixes each call site's severity, so warnings and errors need their own lines.
     def _warn_limited(self, text: str) -> None:
@@ -483,6 +493,10 @@ class VPDNode(LifecycleNode):
         settings, engine = self._settings, self._engine
         if engine is None:
             raise RuntimeError('engine released')
+        if settings['lazy'] and not job.requests and \
+                not any(self._subscribed(name) for name in OUTPUTS):
+            self._stats.count('idle')  # nobody needs this frame: skip the model entirely
+            return
         t: Dict[str, float] = {}
         start = time.perf_counter()
         header = job.frame.msg.header
@@ -497,7 +511,7 @@ class VPDNode(LifecycleNode):
             return
         t['decode'] = (time.perf_counter() - start) * 1e3
         size = (rgb.shape[1], rgb.shape[0])
-        info, K = self._intrinsics(size)
+        info, rays = self._camera(size)
         standing = [] if job.replay else self._standing()
         queries = list(dict.fromkeys(standing + [r.query for r in job.requests]))
         prediction = engine.predict(
@@ -506,7 +520,7 @@ class VPDNode(LifecycleNode):
             scene=engine_value('scene', settings['scene']))
         t.update({f'engine.{k}': v for k, v in prediction.timings.items()})
         mark = time.perf_counter()
-        groundings = [grounding_msg(ground_object(mask, prediction.depth, K, prob), header, q,
+        groundings = [grounding_msg(ground_object(mask, prediction.depth, rays, prob), header, q,
                                     cut, mask)
                       for q, mask, prob, cut in zip(queries, prediction.masks, prediction.probs,
                                                     prediction.truncated)]
@@ -514,7 +528,7 @@ class VPDNode(LifecycleNode):
         for request in job.requests:
             request.finish(result=by_query[request.query])
         outgoing = [] if job.replay else self._encode(
-            settings, header, rgb, prediction, info, K, standing, groundings)
+            settings, header, rgb, prediction, info, rays, standing, groundings)
         t['encode'] = (time.perf_counter() - mark) * 1e3
         mark = time.perf_counter()
         for name, msg in outgoing:
@@ -531,7 +545,7 @@ class VPDNode(LifecycleNode):
         return publisher is not None and publisher.get_subscription_count() > 0
 
     def _encode(self, settings: Dict[str, Any], header: Header, rgb: np.ndarray,
-                prediction: Prediction, info: Optional[CameraInfo], K: Optional[np.ndarray],
+                prediction: Prediction, info: Optional[CameraInfo], rays: Optional[np.ndarray],
                 standing: List[str], groundings: List[Grounding]) -> List[Tuple[str, Any]]:
         """Build the messages of one frame as (topic, message), in publishing order."""
         out: List[Tuple[str, Any]] = []
@@ -540,13 +554,13 @@ class VPDNode(LifecycleNode):
             out.append(('depth', depth_to_image(depth, header)))
             if info is not None:
                 out.append(('depth/camera_info', camera_info_for_image(
-                    info, header, (rgb.shape[1], rgb.shape[0]), K)))
+                    info, header, (rgb.shape[1], rgb.shape[0]))))
         if depth is not None and settings['publish.colorized'] and \
                 self._subscribed('depth/colorized'):
             out.append(('depth/colorized', bgr_to_image(colorize_depth(depth), header)))
-        if depth is not None and K is not None and settings['publish.points'] and \
+        if depth is not None and rays is not None and settings['publish.points'] and \
                 self._subscribed('points'):
-            out.append(('points', depth_to_pointcloud2(depth, K, header,
+            out.append(('points', depth_to_pointcloud2(depth, rays, header,
                                                        int(settings['points_step']), rgb)))
         n = len(standing)
         if n and settings['publish.mask']:
@@ -564,6 +578,9 @@ class VPDNode(LifecycleNode):
         return out
 
     def _on_worker_error(self, job: Job, error: BaseException) -> None:
+        if not self.context.ok():  # a signal shut ROS down mid-frame: shutdown is not an error
+            self.get_logger().debug(f'frame abandoned at shutdown: {error}')
+            return
         text = f'inference failed, frame dropped: {type(error).__name__}: {error}'
         self._stats.error('inference_errors', text)
         self._error_limited(text)
@@ -575,6 +592,8 @@ class VPDNode(LifecycleNode):
     # --- diagnostics --------------------------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
+        if not self.context.ok():  # a signal shut ROS down; the node is about to close
+            return
         engine = self._engine
         extra = {'queries': join_queries(self._standing())}
         hardware = 'none'
@@ -607,6 +626,20 @@ def spin(executor: MultiThreadedExecutor) -> None:
             continue
 
 
+def _interrupt_once(stopping: threading.Event) -> None:
+    """Make SIGINT interrupt ``spin`` once; later ones are ignored while the node cleans up.
+
+    ``ros2 launch`` on Ctrl-C delivers two SIGINTs (the terminal's to the process group, then
+    its own about 50 ms later): the second must not cut the clean-up short with a traceback.
+    Installed before ``rclpy.init``, whose signal handler wakes the executor and chains to it.
+    """
+    def handler(signum: int, frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, handler)
+
+
 def main(args: Optional[List[str]] = None) -> NoReturn:
     """Run ``vpd_node`` until SIGINT/SIGTERM; end the process with 0 after a clean shutdown.
 
@@ -615,6 +648,8 @@ def main(args: Optional[List[str]] = None) -> NoReturn:
     process ends with ``os._exit`` and meets the 2 s that launch or systemd allow on SIGINT.
     An exception escaping the shutdown propagates normally (non-zero exit, traceback).
     """
+    stopping = threading.Event()
+    _interrupt_once(stopping)
     rclpy.init(args=args)
     node = VPDNode()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
@@ -631,6 +666,7 @@ def main(args: Optional[List[str]] = None) -> NoReturn:
         if rclpy.ok():
             raise
     finally:
+        stopping.set()
         node.close()
         executor.shutdown()
         node.destroy_node()

@@ -19,7 +19,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from vpd_ros.engine.config import (COMPILE_MODES, DEVICE_CHOICES, DTYPE_CHOICES, FRAME_DEFAULTS,
@@ -36,11 +35,11 @@ TASKS = {'depth': ('depth',), 'refer': ('refer',), 'both': ('depth', 'refer')}
 RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
                'best_effort': ReliabilityPolicy.BEST_EFFORT}
 TRANSPORTS = ('raw', 'compressed')
-#: Parameter value -> engine value where ROS parameters cannot say "none" (0, -1, []).
+#: Parameter value -> engine value where ROS parameters cannot say "none" (0, -1, [0, 0]).
 TO_ENGINE: Dict[str, Callable[[Any], Any]] = {
     'num_threads': lambda v: int(v) or None,
     'scene': lambda v: None if v == -1 else int(v),
-    'input_size': lambda v: tuple(v) if v is not None and len(v) else None,
+    'input_size': lambda v: None if v is None or list(v) in ([], [0, 0]) else tuple(v),
 }
 
 
@@ -76,7 +75,7 @@ def _weights(name: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: ``default`` is a value, or a ``Parameter.Type`` for "unset by default"."""
+    """One parameter: ``default`` is a typed value, so every parameter has one (param dump)."""
 
     name: str
     default: Any
@@ -104,9 +103,8 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               _engine('compile')),
     ParamSpec('num_threads', 0, 'CPU threads for the model; 0 = torch\'s default (all cores)',
               CONFIGURE, _engine('num_threads')),
-    ParamSpec('input_size', Parameter.Type.INTEGER_ARRAY, 'model input [height, width] in '
-              'pixels, multiples of 32; [] or unset = the model\'s native size', CONFIGURE,
-              _engine('input_size')),
+    ParamSpec('input_size', [0, 0], 'model input [height, width] in pixels, multiples of 32; '
+              '[0, 0] = the model\'s native size', CONFIGURE, _engine('input_size')),
     ParamSpec('tasks', 'both', 'depth, refer or both: which models to load and run',
               CONFIGURE, _choice(*TASKS)),
     ParamSpec('default_query', '', 'standing query after configure; ";" separates several; '
@@ -140,6 +138,8 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               RUNTIME),
     ParamSpec('points_step', 4, 'points: keep every n-th row and column', RUNTIME,
               _at_least(1)),
+    ParamSpec('lazy', True, 'run no inference while no output topic has a subscriber and no '
+              '~/ground request waits (as image_pipeline); false runs every frame', RUNTIME),
     ParamSpec('max_rate', 0.0, 'most frames processed per second, Hz; 0 = as fast as the '
               'model runs', RUNTIME, _at_least(0.0, ' Hz')),
     ParamSpec('ground_timeout', 5.0, 'default ~/ground timeout, seconds', RUNTIME,
