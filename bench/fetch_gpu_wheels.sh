@@ -11,10 +11,11 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PIP="${PIP:-python3 -m pip}"
-mkdir -p .whl
-# diffusers as pinned for this project; importlib_metadata is its one requirement that the
-# CUDA image lacks (its others: filelock, huggingface-hub, numpy, Pillow, regex, requests,
-# safetensors are there).
-$PIP download -q --no-deps --only-binary=:all: -d .whl \
-    "$(grep '^diffusers==' scripts/requirements.txt)" importlib_metadata zipp
+# Emptied first: a stale second version of a wheel would make the install there abort.
+rm -rf .whl
+mkdir .whl
+# diffusers as pinned for this project, alone: its requirements are on the image (filelock,
+# huggingface-hub, numpy, Pillow, regex, requests, safetensors; importlib_metadata only matters
+# before Python 3.8, and the image runs 3.12).
+$PIP download -q --no-deps --only-binary=:all: -d .whl "$(grep '^diffusers==' scripts/requirements.txt)"
 ls -l .whl

@@ -14,6 +14,7 @@ import gc
 import os
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor
 
 from .model import VPDDepth, VPDRefer, get_preset
 from .model.attention import AttentionMapProcessor
-from .model.depth import MULTIPLE, STRIDE, pad_to_multiple
+from .model.depth import MULTIPLE, STRIDE, check_scene_ids, pad_to_multiple
+from .stage_clock import HostEvent, StageClock
 from .tta import shift_window_flip
 
 PACKAGE_WEIGHTS = os.path.join(os.path.dirname(__file__), 'weights')
@@ -52,11 +54,13 @@ class EngineConfig:
         tta: official depth test-time augmentation (shifted windows + flip; slower).
         channels_last: NHWC memory format for the convolutions.
         text_cache_size: number of queries whose text features are kept.
-        profile: synchronise the device between stages so that stage times are exact (this
-            also keeps the two UNets from overlapping on CUDA).
+        profile: on CUDA, synchronise the device around every stage so that stage times are
+            isolated host-clock times (this also keeps the two UNets from overlapping); off,
+            stage times come from CUDA events and the device is never stalled.
         compile: ``torch.compile`` mode for the UNets and the VAE encoder: ``none``,
-            ``default``, ``reduce-overhead`` (CUDA graphs) or ``max-autotune``; compilation
-            happens on the first frames, so call :meth:`VPDEngine.warmup` before serving.
+            ``default``, ``reduce-overhead`` or ``max-autotune`` (both with CUDA graphs on
+            CUDA); compilation happens on the first frames, so call :meth:`VPDEngine.warmup`
+            before serving.
         attention: ``sdpa`` (fused scaled-dot-product attention wherever VPD needs no
             probabilities) or ``explicit`` (materialised softmax on every attention layer, as
             the official code runs; a baseline for benchmarks).
@@ -69,6 +73,8 @@ class EngineConfig:
             memory (asynchronous copies).
         num_threads: CPU intra-op threads (``torch.set_num_threads``, process-wide);
             ``None`` leaves torch's choice.
+        tf32: on CUDA, let float32 matmuls and convolutions round to TF32. The flags are
+            process-wide, so the engine sets both on every frame: each engine runs as it says.
     """
 
     device: str = 'auto'
@@ -79,7 +85,7 @@ class EngineConfig:
     tta: bool = False
     channels_last: bool = True
     text_cache_size: int = 64
-    profile: bool = True
+    profile: bool = False
     compile: str = 'none'
     attention: str = 'sdpa'
     shared_encode: bool = True
@@ -87,6 +93,7 @@ class EngineConfig:
     overlap: bool = True
     pinned_memory: bool = True
     num_threads: Optional[int] = None
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming them."""
@@ -151,6 +158,15 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def compile_uses_cuda_graphs(mode: str) -> bool:
+    """Return whether ``torch.compile`` in ``mode`` captures CUDA graphs (on CUDA tensors)."""
+    if mode == 'none':
+        return False
+    from torch._inductor import list_mode_options
+
+    return bool(list_mode_options(None if mode == 'default' else mode).get('triton.cudagraphs'))
+
+
 def default_weights() -> str:
     """Return ``tiny`` when the shipped tiny model is complete, else ``random:tiny``."""
     files = [os.path.join(PACKAGE_WEIGHTS, 'tiny', task, 'model.safetensors')
@@ -187,14 +203,18 @@ class VPDEngine:
                            and same_weights(depth.backbone.vae, refer.backbone.vae))
         if self.shared_vae:
             refer.backbone.vae = depth.backbone.vae  # one copy in device memory
-        self._timings: Optional[Dict[str, float]] = None  # the running frame's, for the hooks
+        self._clock: Optional[StageClock] = None  # the running frame's, for the hooks
         fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self.depth = self._prepare(depth, fmt, 'depth')
         self.refer = self._prepare(refer, fmt, 'refer')
         native = (depth or refer).backbone.vae.config.sample_size
         self.input_size = self.config.input_size or (int(native), int(native))
         self._text_cache: 'OrderedDict[str, Tuple[torch.Tensor, bool]]' = OrderedDict()
+        self._scene_cache: Optional[Tuple[int, torch.Tensor]] = None
         self._lock = threading.Lock()
+        #: torch.compile captures CUDA graphs: one graph step per frame, no second stream.
+        self.uses_cuda_graphs = (self.device.type == 'cuda'
+                                 and compile_uses_cuda_graphs(self.config.compile))
         self._side_stream = None
         if (self.device.type == 'cuda' and self.config.overlap and self.depth is not None
                 and self.refer is not None):
@@ -215,24 +235,25 @@ class VPDEngine:
         self._time_backbone(model.backbone, f'{task}_unet')
         return model
 
-    def _sync(self) -> None:
-        """Wait for the device when profiling, so that host clocks measure device work."""
-        if self.config.profile and self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
+    def _new_clock(self) -> StageClock:
+        """A frame's clock: CUDA events, or the host clock (synchronised when profiling)."""
+        if self.device.type != 'cuda':
+            return StageClock(HostEvent)
+        if self.config.profile:
+            return StageClock(lambda: HostEvent(lambda: torch.cuda.synchronize(self.device)))
+        return StageClock(lambda: torch.cuda.Event(enable_timing=True))
 
     def _time_backbone(self, backbone: torch.nn.Module, name: str) -> None:
         """Add the backbone's forward time to the running frame's timings under ``name``."""
-        starts: List[float] = []
+        starts: List[object] = []
 
         def before(_module: torch.nn.Module, _args: object) -> None:
-            self._sync()
-            starts.append(time.perf_counter())
+            if self._clock is not None:
+                starts.append(self._clock.start())
 
         def after(_module: torch.nn.Module, _args: object, _out: object) -> None:
-            self._sync()
-            elapsed = (time.perf_counter() - starts.pop()) * 1e3
-            if self._timings is not None:
-                self._timings[name] = self._timings.get(name, 0.0) + elapsed
+            if self._clock is not None and starts:
+                self._clock.stop(name, starts.pop())
 
         backbone.register_forward_pre_hook(before)
         backbone.register_forward_hook(after)
@@ -249,8 +270,10 @@ class VPDEngine:
             if model is None:
                 continue
             backbone = model.backbone
-            # An instance attribute: the module's hooks (stage timing) stay outside the graph.
-            backbone.forward = torch.compile(backbone.forward, mode=mode, dynamic=False)
+            # An instance attribute: the module's hooks (stage timing) and the forward's
+            # clean-up of its taps stay outside the graph.
+            backbone.unet_features = torch.compile(backbone.unet_features, mode=mode,
+                                                   dynamic=False)
             if not any(backbone.vae is v for v in vaes):
                 vaes.append(backbone.vae)
                 backbone.vae.encoder.compile(mode=mode, dynamic=False)
@@ -308,14 +331,18 @@ class VPDEngine:
                     config: Optional[EngineConfig] = None) -> 'VPDEngine':
         """Randomly initialised models of a preset (benchmarks and tests; outputs are noise).
 
-        Both models share one VAE, as the official checkpoints do.
+        Both models share one VAE, as the official checkpoints do. The weights are drawn on
+        the engine's device (on CUDA: seconds for sd15 instead of a minute on the host CPU and
+        a copy); the same seed gives the same weights on the same device.
         """
         check_tasks(tasks)
+        config = config or EngineConfig()
         p = get_preset(preset)
         torch.manual_seed(seed)
-        depth = VPDDepth(p['unet'], p['vae'], **p['depth']) if 'depth' in tasks else None
-        refer = (VPDRefer(p['unet'], p['vae'], text_config=p['text'], **p['refer'])
-                 if 'refer' in tasks else None)
+        with torch.device(resolve_device(config.device)):
+            depth = VPDDepth(p['unet'], p['vae'], **p['depth']) if 'depth' in tasks else None
+            refer = (VPDRefer(p['unet'], p['vae'], text_config=p['text'], **p['refer'])
+                     if 'refer' in tasks else None)
         if depth is not None and refer is not None:
             refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict())
         return cls(depth, refer, config)
@@ -347,13 +374,6 @@ class VPDEngine:
     def token_length(self) -> int:
         """Text tokens per query (0 without a referring model)."""
         return self.refer.token_length if self.refer is not None else 0
-
-    @contextmanager
-    def _stage(self, timings: Dict[str, float], name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        yield
-        self._sync()
-        timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
     def text_features(self, queries: Sequence[str]) -> Tuple[torch.Tensor, List[bool]]:
         """Return (Q, L, D) text features for queries, computing only those not cached."""
@@ -412,7 +432,14 @@ class VPDEngine:
         return model.backbone.encode_image(pad_to_multiple(x * 2.0 - 1.0, MULTIPLE))
 
     def _scene(self) -> Optional[torch.Tensor]:
-        return None if self.config.scene is None else torch.tensor([self.config.scene])
+        """The scene id as a device tensor, checked on the host once per id (no device sync)."""
+        scene = self.config.scene
+        if scene is None:
+            return None
+        if self._scene_cache is None or self._scene_cache[0] != scene:
+            check_scene_ids([scene], self.depth.class_embeddings.shape[0])
+            self._scene_cache = (scene, torch.tensor([scene], device=self.device))
+        return self._scene_cache[1]
 
     def _depth_tta(self, x: torch.Tensor) -> torch.Tensor:
         def predict(batch: torch.Tensor) -> torch.Tensor:
@@ -448,36 +475,57 @@ class VPDEngine:
         if queries and self.refer is None:
             raise RuntimeError('queries given but this engine has no referring model')
         with self._lock:
-            self._timings = {}
+            if self.device.type == 'cuda':
+                torch.backends.cuda.matmul.allow_tf32 = self.config.tf32
+                torch.backends.cudnn.allow_tf32 = self.config.tf32
+            self._clock = self._new_clock()
             try:
-                return self._predict(rgb, queries, depth, self._timings)
+                return self._predict(rgb, queries, depth, self._clock)
+            except torch.OutOfMemoryError as error:
+                self._free_after_oom(error)
+                raise
             finally:
-                self._timings = None
+                self._clock = None
+
+    def _free_after_oom(self, error: BaseException) -> None:
+        """Drop the failed frame's tensors (held by its traceback) and return them to CUDA."""
+        traceback.clear_frames(error.__traceback__)
+        gc.collect()
+        if self.device.type == 'cuda':
+            torch.cuda.empty_cache()
+
+    def _overlaps(self, depth: bool, queries: Sequence[str]) -> bool:
+        """Whether this frame runs the depth UNet on the side stream.
+
+        Not with profiling (it synchronises every stage), TTA, or CUDA graphs (graphs of one
+        private memory pool replayed on two streams).
+        """
+        return (self._side_stream is not None and depth and bool(queries)
+                and not self.config.profile and not self.config.tta
+                and not self.uses_cuda_graphs)
 
     def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool,
-                 t: Dict[str, float]) -> Prediction:
+                 clock: StageClock) -> Prediction:
         start = time.perf_counter()
         h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
-        if self.config.compile == 'reduce-overhead':
+        if self.uses_cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        with self._stage(t, 'preprocess'):
+        with clock.stage('preprocess'):
             x = self._to_model_input(rgb)
         size = x.shape[-2:]
         latents = None
         if queries or (depth and not self.config.tta):
-            with self._stage(t, 'vae'):
+            with clock.stage('vae'):
                 latents = self._encode(self.depth if depth else self.refer, x)
         text, truncated = None, []
         if queries:
-            with self._stage(t, 'text'):
+            with clock.stage('text'):
                 text, truncated = self.text_features(queries)
-        # Not with CUDA graphs (reduce-overhead): their replay on a second stream is untested.
-        overlap = (self._side_stream is not None and depth and bool(queries)
-                   and not self.config.profile and not self.config.tta
-                   and self.config.compile != 'reduce-overhead')
+        overlap = self._overlaps(depth, queries)
         depth_out, logits = None, None
         if depth:
-            with self._stage(t, 'depth'), self._side_stream_if(overlap):
+            # Events of the overlapped stage are recorded on the side stream it runs on.
+            with self._side_stream_if(overlap), clock.stage('depth'):
                 if self.config.tta:
                     depth_out = self._depth_tta(x)
                 else:
@@ -485,22 +533,23 @@ class VPDEngine:
         if queries:
             refer_latents = latents
             if depth and not (self.shared_vae and self.config.shared_encode):
-                with self._stage(t, 'vae'):
+                with clock.stage('vae'):
                     refer_latents = self._encode(self.refer, x)
-            with self._stage(t, 'refer'):
+            with clock.stage('refer'):
                 batch = refer_latents.expand(len(queries), -1, -1, -1)
                 logits = self.refer.forward_latents(batch, text, size)
         if overlap:
             main = torch.cuda.current_stream(self.device)
             main.wait_stream(self._side_stream)
             depth_out.record_stream(main)
-        for task in ('depth', 'refer'):
-            if task in t:
-                t[f'{task}_head'] = t[task] - t.get(f'{task}_unet', 0.0)
-        with self._stage(t, 'postprocess'):
+        with clock.stage('postprocess'):
             out_depth, probs = self._postprocess(depth_out, logits, (h, w))
             masks = probs > self.config.mask_threshold
             scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
+        t = clock.resolve()
+        for task in ('depth', 'refer'):
+            if task in t:
+                t[f'{task}_head'] = t[task] - t.get(f'{task}_unet', 0.0)
         t['total'] = (time.perf_counter() - start) * 1e3
         return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
                           truncated=truncated, timings=t)
@@ -521,11 +570,44 @@ class VPDEngine:
             probs = self._to_host(torch.sigmoid(up[:, 0]))
         return out_depth, probs
 
+    def release_thread_graphs(self) -> None:
+        """Free the CUDA graphs the calling thread recorded (CUDA-graph trees are per thread).
+
+        A thread that warmed the engine up but will not serve it calls this, and so does a
+        serving thread before it ends; without CUDA graphs it does nothing.
+        """
+        if self.uses_cuda_graphs:
+            from torch._inductor.cudagraph_trees import reset_cudagraph_trees
+
+            with self._lock:
+                reset_cudagraph_trees()
+
+    @contextmanager
+    def serving(self, queries: int = 1) -> Iterator[None]:
+        """Bracket the thread that runs the frames (CUDA graphs are recorded per thread).
+
+        With CUDA graphs, record them on this thread first (``queries`` per frame) and free
+        them when the block ends; otherwise do nothing.
+        """
+        if self.uses_cuda_graphs:
+            self.warmup(queries, iterations=3)  # warm-up run, recording, one replay
+        try:
+            yield
+        finally:
+            self.release_thread_graphs()
+
     def release(self) -> None:
-        """Drop the models and free device memory (lifecycle cleanup)."""
+        """Drop the models and free device memory (lifecycle cleanup).
+
+        With ``compile`` this also resets torch.compile (process-wide: its compiled code, and
+        the calling thread's CUDA graphs), which would otherwise keep the models alive.
+        """
         with self._lock:
             self.depth = self.refer = None
             self._text_cache.clear()
+            self._scene_cache = None
+            if self.config.compile != 'none':
+                torch._dynamo.reset()
             gc.collect()
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()

@@ -228,6 +228,7 @@ class VPDNode(LifecycleNode):
             scene = int(self._settings['scene'])
             engine.config.scene = None if scene < 0 else scene
             engine.warmup(queries=max(1, len(config.default_queries)), iterations=1)
+            engine.release_thread_graphs()  # compiled now; the worker records its own graphs
         except Exception as error:  # noqa: BLE001 - any load failure must keep the node alive
             reason = f'configure failed: {type(error).__name__}: {error}'
             self._stats.error('inference_errors', reason)
@@ -275,8 +276,10 @@ class VPDNode(LifecycleNode):
         except ValueError as error:
             self.get_logger().error(f'activate failed: {error}')
             return TransitionCallbackReturn.FAILURE
+        engine, queries = self._engine, max(1, len(self._queries))
         self._worker = InferenceWorker(self._process, self._on_worker_error,
-                                       float(settings['max_rate']))
+                                       float(settings['max_rate']),
+                                       serving=lambda: engine.serving(queries))
         self._worker.start()
         self._qos_warned = set()
         if settings['image_transport'] == 'compressed':
@@ -585,10 +588,6 @@ class VPDNode(LifecycleNode):
         text = f'inference failed, frame dropped: {type(error).__name__}: {error}'
         self._stats.error('inference_errors', text)
         self._error_limited(text)
-        if type(error).__name__ == 'OutOfMemoryError':
-            import torch  # already loaded by the engine; only CUDA memory needs freeing
-
-            torch.cuda.empty_cache()
 
     # --- diagnostics --------------------------------------------------------------------------
 
