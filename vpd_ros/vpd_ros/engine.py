@@ -236,7 +236,7 @@ class VPDEngine:
         return model
 
     def _new_clock(self) -> StageClock:
-        """A frame's clock: CUDA events, or the host clock (synchronised when profiling)."""
+        """Return a frame's clock: CUDA events, or the host clock (synchronised if profiling)."""
         if self.device.type != 'cuda':
             return StageClock(HostEvent)
         if self.config.profile:
@@ -432,7 +432,7 @@ class VPDEngine:
         return model.backbone.encode_image(pad_to_multiple(x * 2.0 - 1.0, MULTIPLE))
 
     def _scene(self) -> Optional[torch.Tensor]:
-        """The scene id as a device tensor, checked on the host once per id (no device sync)."""
+        """Return the scene id as a device tensor, checked on the host once per id (no sync)."""
         scene = self.config.scene
         if scene is None:
             return None

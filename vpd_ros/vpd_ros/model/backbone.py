@@ -138,7 +138,7 @@ class VPDBackbone(nn.Module):
             self.attention_store.reset()
 
     def unet_features(self, latents: torch.Tensor, context: torch.Tensor) -> List[torch.Tensor]:
-        """The UNet pass of :meth:`forward` (the part ``torch.compile`` captures)."""
+        """Run the UNet pass of :meth:`forward` (the part ``torch.compile`` captures)."""
         unet = self.unet
         self._taps = {}
         self.attention_store.reset()
