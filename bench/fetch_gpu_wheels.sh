@@ -2,7 +2,7 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
 #
-# Download, HERE (where PyPI is reachable), the pure-Python wheels that bench/gpu_bench.sh needs
+# Download, HERE (where PyPI is reachable), the pure-Python wheel that bench/gpu_bench.sh needs
 # on a CUDA machine that has torch, transformers, safetensors, numpy and OpenCV but no diffusers
 # (the lent H100/H200 image, as its package list reads). They land in .whl/ (ignored by git);
 # gpu_bench.sh installs .whl/*.whl into a temporary folder before it runs. Then, e.g. with the
