@@ -8,6 +8,7 @@ real CUDA out-of-memory error, and (``slow``: it compiles) CUDA graphs recorded 
 thread and freed with it. ``bench/gpu_bench.sh`` runs these on a lent GPU.
 """
 
+import gc
 import threading
 
 import numpy as np
@@ -74,6 +75,7 @@ def test_tf32_flags_follow_the_engine_that_runs():
 
 def test_device_peak_is_per_engine():
     """Two engines loaded at once: each one's peak holds its own weights, not the other's."""
+    gc.collect()  # engines of earlier tests (reference cycles) would count as another's memory
     engines = {'a': tiny(), 'b': tiny(channels_last=False)}
     results = bench.bench_engines(engines, bench.make_frame(96, 128), 1, iterations=2, warmup=1)
     total = sum(r.weights_mb for r in results.values())
@@ -114,6 +116,7 @@ def test_cuda_graphs_are_recorded_on_the_serving_thread_and_freed():
     After the serving thread ends and release() runs, the graph pools and the compiled code
     are gone, and with them every device tensor of the engine.
     """
+    gc.collect()
     torch.cuda.empty_cache()
     start = torch.cuda.memory_allocated()
     eager = tiny().predict(RGB, QUERIES[:1])

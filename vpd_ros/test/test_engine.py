@@ -169,11 +169,15 @@ def test_stage_clock_adds_up_stages_and_synchronises_each_event():
     for _ in range(2):
         with clock.stage('vae'):
             time.sleep(0.01)
-    start = clock.start()
-    clock.stop('depth', start)
+    clock.begin('depth')
+    clock.begin('depth_unet')
+    clock.end('depth_unet')
+    clock.begin('vae')  # left open by a failure: not counted
+    clock.end('depth')
     times = clock.resolve()
-    assert set(times) == {'vae', 'depth'} and times['vae'] >= 20.0 and times['depth'] >= 0.0
-    assert len(waits) == 6
+    assert set(times) == {'vae', 'depth', 'depth_unet'}
+    assert times['vae'] >= 20.0 and times['depth'] >= times['depth_unet'] >= 0.0
+    assert len(waits) == 9
 
 
 def test_scene_is_checked_on_the_host_once_and_cached():

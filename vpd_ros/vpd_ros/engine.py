@@ -245,15 +245,13 @@ class VPDEngine:
 
     def _time_backbone(self, backbone: torch.nn.Module, name: str) -> None:
         """Add the backbone's forward time to the running frame's timings under ``name``."""
-        starts: List[object] = []
-
         def before(_module: torch.nn.Module, _args: object) -> None:
             if self._clock is not None:
-                starts.append(self._clock.start())
+                self._clock.begin(name)
 
         def after(_module: torch.nn.Module, _args: object, _out: object) -> None:
-            if self._clock is not None and starts:
-                self._clock.stop(name, starts.pop())
+            if self._clock is not None:
+                self._clock.end(name)
 
         backbone.register_forward_pre_hook(before)
         backbone.register_forward_hook(after)

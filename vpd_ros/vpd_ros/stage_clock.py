@@ -51,26 +51,28 @@ class StageClock:
 
     def __init__(self, make_event: Callable[[], Any]) -> None:
         self._make_event = make_event
+        self._open: Dict[str, List[Any]] = {}
         self._spans: List[Tuple[str, Any, Any]] = []
 
-    def start(self) -> Any:
-        """Record and return the start event of a stage."""
+    def _record(self) -> Any:
         event = self._make_event()
         event.record()
         return event
 
-    def stop(self, name: str, start: Any) -> None:
-        """Record the end of the stage ``name`` begun at ``start``."""
-        end = self._make_event()
-        end.record()
-        self._spans.append((name, start, end))
+    def begin(self, name: str) -> None:
+        """Record the start of stage ``name`` (stages may nest; one left open is not counted)."""
+        self._open.setdefault(name, []).append(self._record())
+
+    def end(self, name: str) -> None:
+        """Record the end of the innermost open stage ``name``."""
+        self._spans.append((name, self._open[name].pop(), self._record()))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the block as stage ``name`` (stages of one name add up)."""
-        start = self.start()
+        self.begin(name)
         yield
-        self.stop(name, start)
+        self.end(name)
 
     def resolve(self) -> Dict[str, float]:
         """Return stage -> milliseconds, waiting for each stage's end event."""
