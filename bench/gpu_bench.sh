@@ -71,7 +71,7 @@ check() {
     export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
     if ! "$PYTHON" -c '
 import diffusers, torch, transformers
-import vpd_ros.bench, vpd_ros.engine, vpd_ros.model
+import vpd_ros.apps.bench, vpd_ros.engine.runner, vpd_ros.model
 print(f"imports: torch {torch.__version__} (CUDA build {torch.version.cuda}), diffusers "
       f"{diffusers.__version__}, transformers {transformers.__version__}")'; then
         echo "gpu_bench.sh: $PYTHON cannot import the engine (traceback above). On a machine" \
@@ -113,7 +113,7 @@ bench_phase() {
         say "phase $name: dry run compiles nothing (compile none instead of $compile)"
         compile=none
     fi
-    run_phase "$name" "$limit" "$PYTHON" -m vpd_ros.bench --weights "$WEIGHTS" \
+    run_phase "$name" "$limit" "$PYTHON" -m vpd_ros.apps.bench --weights "$WEIGHTS" \
         --device "$DEVICE" --dtype "$DTYPE" --compile "$compile" --input-size "$INPUT" \
         --frame-size "$FRAME" --iterations "$ITERATIONS" --warmup "$WARMUP" --compare-baseline \
         --markdown "$DEST/gpu_bench_$name.md" --json "$DEST/gpu_bench_$name.json" \

@@ -15,7 +15,7 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
 
-from vpd_ros import bench
+from vpd_ros.apps import bench
 from vpd_ros.engine import EngineConfig
 from vpd_ros.model.attention import AttentionMapProcessor
 

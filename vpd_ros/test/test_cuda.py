@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from vpd_ros import bench
+from vpd_ros.apps import bench
 from vpd_ros.engine import EngineConfig, VPDEngine
 
 pytestmark = pytest.mark.gpu

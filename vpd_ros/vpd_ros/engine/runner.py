@@ -26,97 +26,17 @@ import torch.nn.functional as F
 
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
-from .model import VPDDepth, VPDRefer, get_preset
-from .model.attention import AttentionMapProcessor
-from .model.depth import MULTIPLE, STRIDE, check_scene_ids, pad_to_multiple
+from ..model import VPDDepth, VPDRefer, get_preset
+from ..model.attention import AttentionMapProcessor
+from ..model.depth import check_scene_ids
+from ..model.text import tokenize
+from .config import FRAME_DEFAULTS, EngineConfig, check_option, check_tasks
 from .stage_clock import HostEvent, StageClock
 from .tta import shift_window_flip
 
-PACKAGE_WEIGHTS = os.path.join(os.path.dirname(__file__), 'weights')
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
-COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune')
-ATTENTION_MODES = ('sdpa', 'explicit')
 #: torch.compile keeps one graph per (model, number of queries); the default limit of 8 is low.
 COMPILE_CACHE_LIMIT = 64
-
-
-@dataclass
-class EngineConfig:
-    """How the engine runs the models.
-
-    Args:
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        dtype: ``auto`` (float16 on CUDA, float32 on CPU), ``float32``, ``float16``, ``bfloat16``.
-        input_size: (height, width) the frame is resized to, multiples of 32; ``None`` = the
-            models' native square size (512 for sd15).
-        mask_threshold: foreground probability above which a pixel is in the mask (0.5 = argmax).
-        scene: depth scene-class id, ``None`` for the mean of the class embeddings.
-        tta: official depth test-time augmentation (shifted windows + flip; slower).
-        channels_last: NHWC memory format for the convolutions.
-        text_cache_size: number of queries whose text features are kept.
-        profile: on CUDA, synchronise the device around every stage so that stage times are
-            isolated host-clock times (this also keeps the two UNets from overlapping); off,
-            stage times come from CUDA events and the device is never stalled.
-        compile: ``torch.compile`` mode for the UNets and the VAE encoder: ``none``,
-            ``default``, ``reduce-overhead`` or ``max-autotune`` (both with CUDA graphs on
-            CUDA); compilation happens on the first frames, so call :meth:`VPDEngine.warmup`
-            before serving.
-        attention: ``sdpa`` (fused scaled-dot-product attention wherever VPD needs no
-            probabilities) or ``explicit`` (materialised softmax on every attention layer, as
-            the official code runs; a baseline for benchmarks).
-        shared_encode: encode each frame once with the shared VAE; ``False`` encodes it per
-            model, as the official code does (baseline).
-        text_cache: keep text features per query; ``False`` encodes every query every frame.
-        overlap: on CUDA with ``profile`` off, run the depth UNet on a side stream so that it
-            overlaps the referring UNet.
-        pinned_memory: on CUDA, upload frames from and download results to page-locked host
-            memory (asynchronous copies).
-        num_threads: CPU intra-op threads (``torch.set_num_threads``, process-wide);
-            ``None`` leaves torch's choice.
-        tf32: on CUDA, let float32 matmuls and convolutions round to TF32. The flags are
-            process-wide, so the engine sets both on every frame: each engine runs as it says.
-    """
-
-    device: str = 'auto'
-    dtype: str = 'auto'
-    input_size: Optional[Tuple[int, int]] = None
-    mask_threshold: float = 0.5
-    scene: Optional[int] = None
-    tta: bool = False
-    channels_last: bool = True
-    text_cache_size: int = 64
-    profile: bool = False
-    compile: str = 'none'
-    attention: str = 'sdpa'
-    shared_encode: bool = True
-    text_cache: bool = True
-    overlap: bool = True
-    pinned_memory: bool = True
-    num_threads: Optional[int] = None
-    tf32: bool = False
-
-    def __post_init__(self) -> None:
-        """Reject values that cannot work, naming them."""
-        if self.dtype not in ('auto', *DTYPES):
-            raise ValueError(f'dtype {self.dtype!r} not in auto, {", ".join(DTYPES)}')
-        if not (self.device in ('auto', 'cpu', 'cuda') or self.device.startswith('cuda:')):
-            raise ValueError(f'device {self.device!r} must be auto, cpu, cuda or cuda:N')
-        if not 0.0 < self.mask_threshold < 1.0:
-            raise ValueError(f'mask_threshold {self.mask_threshold} must be in (0, 1)')
-        if self.input_size is not None:
-            h, w = (int(v) for v in self.input_size)
-            if h <= 0 or w <= 0 or h % STRIDE or w % STRIDE:
-                raise ValueError(f'input_size {self.input_size} must be positive multiples of '
-                                 f'{STRIDE}')
-            self.input_size = (h, w)
-        if self.text_cache_size < 1:
-            raise ValueError(f'text_cache_size {self.text_cache_size} must be >= 1')
-        if self.compile not in COMPILE_MODES:
-            raise ValueError(f'compile {self.compile!r} not in {", ".join(COMPILE_MODES)}')
-        if self.attention not in ATTENTION_MODES:
-            raise ValueError(f'attention {self.attention!r} not in {", ".join(ATTENTION_MODES)}')
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f'num_threads {self.num_threads} must be >= 1 or None')
 
 
 @dataclass
@@ -165,13 +85,6 @@ def compile_uses_cuda_graphs(mode: str) -> bool:
     from torch._inductor import list_mode_options
 
     return bool(list_mode_options(None if mode == 'default' else mode).get('triton.cudagraphs'))
-
-
-def default_weights() -> str:
-    """Return ``tiny`` when the shipped tiny model is complete, else ``random:tiny``."""
-    files = [os.path.join(PACKAGE_WEIGHTS, 'tiny', task, 'model.safetensors')
-             for task in ('depth', 'refer')]
-    return 'tiny' if all(os.path.isfile(f) for f in files) else 'random:tiny'
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -345,22 +258,6 @@ class VPDEngine:
             refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict())
         return cls(depth, refer, config)
 
-    @classmethod
-    def load(cls, weights: str, tasks: Sequence[str] = ('depth', 'refer'),
-             config: Optional[EngineConfig] = None) -> 'VPDEngine':
-        """Load by name: a shipped model (``tiny``), ``random:<preset>``, or a model folder."""
-        if weights.startswith('random:'):
-            return cls.from_preset(weights.split(':', 1)[1], tasks, config=config)
-        shipped = os.path.join(PACKAGE_WEIGHTS, weights)
-        if os.sep not in weights and os.path.isdir(shipped):
-            return cls.from_pretrained(shipped, tasks, config)
-        if not os.path.isdir(weights):
-            known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
-            raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
-                                    f'({", ".join(known) or "none shipped"}) and not '
-                                    'random:<preset>')
-        return cls.from_pretrained(weights, tasks, config)
-
     # --- running ------------------------------------------------------------------------------
 
     @property
@@ -372,6 +269,12 @@ class VPDEngine:
     def token_length(self) -> int:
         """Text tokens per query (0 without a referring model)."""
         return self.refer.token_length if self.refer is not None else 0
+
+    def truncated(self, queries: Sequence[str]) -> List[bool]:
+        """Return, per query, whether it is longer than the model's text tokens (and so cut)."""
+        if self.refer is None:
+            return [False] * len(queries)
+        return list(tokenize(list(queries), self.token_length).truncated)
 
     def text_features(self, queries: Sequence[str]) -> Tuple[torch.Tensor, List[bool]]:
         """Return (Q, L, D) text features for queries, computing only those not cached."""
@@ -427,11 +330,10 @@ class VPDEngine:
         return x.clamp_(0.0, 1.0)
 
     def _encode(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return model.backbone.encode_image(pad_to_multiple(x * 2.0 - 1.0, MULTIPLE))
+        return model.backbone.encode_rgb(x)
 
-    def _scene(self) -> Optional[torch.Tensor]:
-        """Return the scene id as a device tensor, checked on the host once per id (no sync)."""
-        scene = self.config.scene
+    def _scene(self, scene: Optional[int]) -> Optional[torch.Tensor]:
+        """Return a scene id as a device tensor, checked on the host once per id (no sync)."""
         if scene is None:
             return None
         if self._scene_cache is None or self._scene_cache[0] != scene:
@@ -439,12 +341,11 @@ class VPDEngine:
             self._scene_cache = (scene, torch.tensor([scene], device=self.device))
         return self._scene_cache[1]
 
-    def _depth_tta(self, x: torch.Tensor) -> torch.Tensor:
+    def _depth_tta(self, x: torch.Tensor, scene: Optional[torch.Tensor]) -> torch.Tensor:
         def predict(batch: torch.Tensor) -> torch.Tensor:
             latents = self._encode(self.depth, batch)
-            scene = self._scene()
-            scene = None if scene is None else scene.expand(batch.shape[0])
-            return self.depth.forward_latents(latents, batch.shape[-2:], scene)
+            scenes = None if scene is None else scene.expand(batch.shape[0])
+            return self.depth.forward_latents(latents, batch.shape[-2:], scenes)
         return shift_window_flip(predict, x)
 
     @contextmanager
@@ -458,16 +359,23 @@ class VPDEngine:
             yield
 
     @torch.inference_mode()
-    def predict(self, rgb: np.ndarray, queries: Sequence[str] = (),
-                depth: bool = True) -> Prediction:
+    def predict(self, rgb: np.ndarray, queries: Sequence[str] = (), depth: bool = True,
+                mask_threshold: float = FRAME_DEFAULTS['mask_threshold'],
+                scene: Optional[int] = FRAME_DEFAULTS['scene']) -> Prediction:
         """Run one frame.
 
         Args:
             rgb: (H, W, 3) uint8 RGB image of any size.
             queries: referring expressions; each gets a mask (needs a referring model).
             depth: predict depth (needs a depth model).
+            mask_threshold: foreground probability above which a pixel is in the mask, (0, 1)
+                (0.5 = argmax).
+            scene: depth scene-class id of the checkpoint, ``None`` for the mean of the class
+                embeddings.
         """
         queries = list(queries)
+        mask_threshold = check_option('mask_threshold', mask_threshold)
+        scene = check_option('scene', scene)
         if depth and self.depth is None:
             raise RuntimeError('depth requested but this engine has no depth model')
         if queries and self.refer is None:
@@ -478,7 +386,8 @@ class VPDEngine:
                 torch.backends.cudnn.allow_tf32 = self.config.tf32
             self._clock = self._new_clock()
             try:
-                return self._predict(rgb, queries, depth, self._clock)
+                return self._predict(rgb, queries, depth, mask_threshold, scene,
+                                     self._clock)
             except torch.OutOfMemoryError as error:
                 self._free_after_oom(error)
                 raise
@@ -502,8 +411,8 @@ class VPDEngine:
                 and not self.config.profile and not self.config.tta
                 and not self.uses_cuda_graphs)
 
-    def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool,
-                 clock: StageClock) -> Prediction:
+    def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool, mask_threshold: float,
+                 scene: Optional[int], clock: StageClock) -> Prediction:
         start = time.perf_counter()
         h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
         if self.uses_cuda_graphs:
@@ -525,9 +434,9 @@ class VPDEngine:
             # Events of the overlapped stage are recorded on the side stream it runs on.
             with self._side_stream_if(overlap), clock.stage('depth'):
                 if self.config.tta:
-                    depth_out = self._depth_tta(x)
+                    depth_out = self._depth_tta(x, self._scene(scene))
                 else:
-                    depth_out = self.depth.forward_latents(latents, size, self._scene())
+                    depth_out = self.depth.forward_latents(latents, size, self._scene(scene))
         if queries:
             refer_latents = latents
             if depth and not (self.shared_vae and self.config.shared_encode):
@@ -542,7 +451,7 @@ class VPDEngine:
             depth_out.record_stream(main)
         with clock.stage('postprocess'):
             out_depth, probs = self._postprocess(depth_out, logits, (h, w))
-            masks = probs > self.config.mask_threshold
+            masks = probs > mask_threshold
             scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
         t = clock.resolve()
         for task in ('depth', 'refer'):
@@ -625,9 +534,3 @@ def set_explicit_attention(model: torch.nn.Module) -> None:
     if text_encoder is not None:
         text_encoder.set_attn_implementation('eager')
 
-
-def check_tasks(tasks: Sequence[str]) -> None:
-    """Raise ValueError unless tasks is a non-empty subset of depth, refer."""
-    bad = [t for t in tasks if t not in ('depth', 'refer')]
-    if bad or not tasks:
-        raise ValueError(f'tasks {list(tasks)} must be a non-empty subset of depth, refer')
