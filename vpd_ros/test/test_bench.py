@@ -3,6 +3,8 @@
 """The benchmark: its report, and that its baseline is the naive engine with the same outputs."""
 
 import argparse
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -35,8 +37,15 @@ def test_report_has_stages_percentiles_memory_and_versions():
     args = parser.parse_args(['--weights', 'random:tiny', '--device', 'cpu', '--input-size',
                               '64x64', '--frame-size', '48x80', '--iterations', '2',
                               '--warmup', '1', '--queries', '1', '2'])
-    report = bench.engine_report(args)
+    partial = []
+    report = bench.engine_report(args, partial.append)
     assert report['queries'] == [1, 2]
+    # One partial report per query count, each holding the counts measured so far.
+    assert [(p['partial'], sorted(p['results'])) for p in partial] == [(True, [1]),
+                                                                       (False, [1, 2])]
+    assert partial[-1] is report
+    assert report['settings']['tf32'] == {'optimized': False}
+    assert 'cudnn_benchmark' in report['settings']
     for q in (1, 2):
         result = report['results'][q]['optimized']
         assert set(result['stages_ms']) == set(bench.STAGES)
@@ -138,17 +147,64 @@ def test_warmup_runs_every_task_and_leaves_no_warmup_text(engines):
         engine.warmup(iterations=0)
 
 
-def test_gpu_script_checks_its_interpreter_before_benchmarking(tmp_path):
-    """bench/gpu_bench.sh stops with exit code 2 and says why when torch has no CUDA.
+def test_device_peak_is_the_engines_own_share(engines):
+    """A device peak taken while one engine ran loses the other engines' weights, not its own."""
+    others = bench.model_mb(engines['baseline'])
+    assert others > 0
+    assert bench.own_device_peak_mb(1000.0, 'optimized', engines) == pytest.approx(
+        1000.0 - others)
+    assert bench.own_device_peak_mb(1000.0, 'alone', {'alone': engines['optimized']}) == 1000.0
 
-    On this CPU machine that is its only possible outcome; the import check before it must pass
-    (diffusers, transformers and vpd_ros.apps.bench importable from the source tree).
+
+def test_variants_change_only_their_own_field():
+    """``contiguous`` is the optimized configuration with channels-last off, run after it."""
+    optimized = bench.optimized_config(device='cpu', input_size=SIZE)
+    configs = bench.bench_configs(optimized, True, ['contiguous'])
+    assert list(configs) == ['baseline', 'optimized', 'contiguous']
+    assert configs['contiguous'] == dataclasses.replace(optimized, channels_last=False)
+    assert configs['baseline'].tf32 is False and configs['baseline'].dtype == 'float32'
+
+
+GPU_SCRIPT = Path(__file__).resolve().parents[2] / 'bench' / 'gpu_bench.sh'
+
+
+def run_gpu_script(tmp_path, *args, **env):
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path), **env)
+    return subprocess.run(['bash', str(GPU_SCRIPT), *args], env=env, capture_output=True,
+                          text=True, timeout=280)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the refusal on a host without CUDA')
+def test_gpu_script_checks_its_interpreter_before_benchmarking(tmp_path):
+    """Without CUDA, bench/gpu_bench.sh stops with exit code 2 and says why, in its log too.
+
+    The import check before it must pass (diffusers, transformers, the engine, the models and
+    the benchmark importable from the source tree).
     """
-    script = Path(__file__).resolve().parents[2] / 'bench' / 'gpu_bench.sh'
-    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path))
-    done = subprocess.run(['bash', str(script)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = run_gpu_script(tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert 'torch.cuda is not available' in done.stderr
-    assert 'cannot import' not in done.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert 'torch.cuda is not available' in done.stdout
+    assert 'imports: torch' in done.stdout and 'cannot import' not in done.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ['gpu_bench.log']
+    assert 'torch.cuda is not available' in (tmp_path / 'gpu_bench.log').read_text()
+
+
+def test_gpu_script_dry_run_leaves_log_progress_and_reports(tmp_path):
+    """The dry run (CPU, tiny) goes through every phase and leaves the log and each report."""
+    done = run_gpu_script(tmp_path, '--dry-run', PHASES='eager reduce-overhead')
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = (tmp_path / 'gpu_bench.log').read_text()
+    assert log == done.stdout
+    for phase in ('eager', 'reduce-overhead'):
+        assert f'phase {phase}: done' in log
+    assert 'dry run compiles nothing' in log
+    # Timed progress lines for the build, each warm-up and each query count.
+    for line in ('] built contiguous on cpu', '] 1 q: baseline warm-up frame 1/1 done',
+                 '] 4 q: 2 timed frames per engine done'):
+        assert line in log
+    eager = json.loads((tmp_path / 'gpu_bench_eager.json').read_text())
+    assert eager['partial'] is False and sorted(eager['results']) == ['1', '4']
+    assert set(eager['results']['4']) == {'baseline', 'optimized', 'contiguous'}
+    compiled = json.loads((tmp_path / 'gpu_bench_reduce-overhead.json').read_text())
+    assert compiled['queries'] == [1] and compiled['settings']['compile'] == 'none'
+    assert (tmp_path / 'gpu_bench_eager.md').read_text().startswith('machine: ')

@@ -3,6 +3,7 @@
 """The deployment engine: resize and return, shared VAE encode, batched queries, text cache."""
 
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from vpd_ros.engine import EngineConfig, VPDEngine
+from vpd_ros.engine.config import COMPILE_MODES
+from vpd_ros.engine.runner import compile_uses_cuda_graphs
+from vpd_ros.engine.stage_clock import HostEvent, StageClock
 from vpd_ros.engine.tta import shift_window_flip
 
 RGB = (np.random.default_rng(0).random((120, 200, 3)) * 255).astype(np.uint8)
@@ -194,3 +198,76 @@ def test_loader_spec_refuses_what_cannot_load(tmp_path):
     loaded = load_engine(spec, EngineConfig(input_size=(64, 64)))
     assert loaded.tasks == ('refer',) and loaded.input_size == (64, 64)
     assert loaded.truncated(['a ball', 'word ' * 200]) == [False, True]
+
+
+def test_compile_mode_decides_cuda_graphs():
+    """reduce-overhead and max-autotune capture CUDA graphs, default does not; never on CPU."""
+    assert [compile_uses_cuda_graphs(m) for m in COMPILE_MODES] == [False, False, True, True]
+    eng = VPDEngine.from_preset('tiny', config=EngineConfig(device='cpu', input_size=(64, 64),
+                                                            compile='reduce-overhead'))
+    assert not eng.uses_cuda_graphs  # CPU tensors: inductor captures no graphs
+    eng.release()
+    assert eng.tasks == ()
+
+
+def test_stage_clock_adds_up_stages_and_synchronises_each_event():
+    """Stages of one name add up; a synchronising host event waits before every reading."""
+    waits = []
+    clock = StageClock(lambda: HostEvent(lambda: waits.append(1)))
+    for _ in range(2):
+        with clock.stage('vae'):
+            time.sleep(0.01)
+    clock.begin('depth')
+    clock.begin('depth_unet')
+    clock.end('depth_unet')
+    clock.begin('vae')  # left open by a failure: not counted
+    clock.end('depth')
+    times = clock.resolve()
+    assert set(times) == {'vae', 'depth', 'depth_unet'}
+    assert times['vae'] >= 20.0 and times['depth'] >= times['depth_unet'] >= 0.0
+    assert len(waits) == 9
+
+
+def test_scene_is_checked_on_the_host_once_and_cached():
+    """A scene id becomes one cached device tensor; an id outside the classes is refused."""
+    eng = VPDEngine.from_preset('tiny', tasks=('depth',),
+                                config=EngineConfig(input_size=(64, 64)))
+    first = eng.predict(RGB, scene=0)
+    assert eng._scene(0) is eng._scene(0)
+    np.testing.assert_allclose(eng.predict(RGB).depth, first.depth, atol=1e-6)  # one class
+    with pytest.raises(ValueError, match=r'scene ids \[1\] outside \[0, 1\)'):
+        eng.predict(RGB, scene=1)  # the tiny preset has one scene class
+
+
+def fail_in_last_up_block(model, error):
+    """Raise ``error`` after the feature taps and attention maps of the pass were stored."""
+    def hook(*_):
+        raise error
+    return model.backbone.unet.up_blocks[-1].register_forward_hook(hook)
+
+
+def test_failed_pass_drops_taps_attention_maps_and_frame_tensors():
+    """Out of memory mid-pass: the backbone keeps no activations and the frame's are freed."""
+    eng = VPDEngine.from_preset('tiny', config=EngineConfig(input_size=(64, 64)))
+    hook = fail_in_last_up_block(eng.refer, torch.OutOfMemoryError('CUDA out of memory'))
+    with pytest.raises(torch.OutOfMemoryError) as info:
+        eng.predict(RGB, ['the chair'], depth=False)
+    hook.remove()
+    backbone = eng.refer.backbone
+    assert backbone._taps == {} and backbone.attention_store.maps == {}
+    frames, tb = {}, info.value.__traceback__
+    while tb is not None:
+        frames[tb.tb_frame.f_code.co_name] = tb.tb_frame
+        tb = tb.tb_next
+    assert frames['_predict'].f_locals == {} and frames['unet_features'].f_locals == {}
+    assert eng.predict(RGB, ['the chair'], depth=False).probs.shape == (1,) + RGB.shape[:2]
+
+
+def test_other_failures_also_drop_the_taps():
+    """Any failure inside the pass leaves the depth backbone without stored taps."""
+    eng = VPDEngine.from_preset('tiny', tasks=('depth',), config=EngineConfig(input_size=(64, 64)))
+    hook = fail_in_last_up_block(eng.depth, RuntimeError('injected'))
+    with pytest.raises(RuntimeError, match='injected'):
+        eng.predict(RGB)
+    hook.remove()
+    assert eng.depth.backbone._taps == {}

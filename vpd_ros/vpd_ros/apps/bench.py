@@ -12,6 +12,10 @@ engines so that both see the same machine load, and prints one table of both.
 Node mode (``--node``) starts ``vpd_node`` and a simulated camera as separate processes on DDS,
 loopback only (:mod:`vpd_ros.apps.rosenv`), and reports camera-stamp-to-output latency and the
 node's own per-stage means (decode, engine, encode, publish) from its diagnostics.
+
+Progress lines with the elapsed time go to stderr as the run goes (build, each warm-up, each
+query count), and ``--json``/``--markdown`` are rewritten after every query count, so a run cut
+short by a time limit still leaves what it measured.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,10 +41,19 @@ STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_head', 'ref
 QUERY_TEXTS = ('the red mug on the table', 'the chair on the left', 'the open door',
                'the person in a blue shirt', 'the small plant near the window',
                'the laptop', 'the white cabinet', 'the lamp behind the sofa')
-#: Configuration fields that make an engine the naive baseline.
+#: Configuration fields that make an engine the naive baseline (true fp32: no TF32).
 BASELINE = {'dtype': 'float32', 'channels_last': False, 'attention': 'explicit',
             'shared_encode': False, 'text_cache': False, 'overlap': False,
-            'pinned_memory': False, 'compile': 'none'}
+            'pinned_memory': False, 'compile': 'none', 'tf32': False}
+#: Variants of the optimized engine that ``--variants`` adds, as configuration changes.
+VARIANTS = {'contiguous': {'channels_last': False}}
+_START = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """Print a progress line with the seconds since the benchmark started (stderr, flushed)."""
+    print(f'[bench {time.perf_counter() - _START:7.1f} s] {message}', file=sys.stderr,
+          flush=True)
 
 
 def cpu_model() -> str:
@@ -69,9 +82,35 @@ def machine_info() -> Dict[str, str]:
         'diffusers': diffusers.__version__, 'transformers': transformers.__version__,
         'numpy': np.__version__,
     }
+    if torch.cuda.is_available():
+        info['cuda'] = str(torch.version.cuda)
+        info['cudnn'] = str(torch.backends.cudnn.version())
     if hasattr(os, 'getloadavg'):
         info['load_average'] = ' '.join(f'{v:.2f}' for v in os.getloadavg())
     return info
+
+
+def precision_settings(engines: Dict[str, Any]) -> Dict[str, Any]:
+    """Return what decides float32 precision and kernel choice: TF32 per engine, cuDNN autotune."""
+    import torch
+
+    return {'tf32': {name: e.config.tf32 for name, e in engines.items()},
+            'cudnn_benchmark': bool(torch.backends.cudnn.benchmark)}
+
+
+def prime_cuda(device: Any) -> None:
+    """Run throwaway CUDA work (context, cuBLAS and cuDNN handles, lazy modules) before timing.
+
+    Otherwise the engine warmed up first absorbs that one-time set-up in its warm-up time.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    for dtype in (torch.float32, torch.float16):
+        x = torch.ones(1, 8, 16, 16, device=device, dtype=dtype)
+        F.conv2d(x, torch.ones(8, 8, 3, 3, device=device, dtype=dtype), padding=1)
+        x.flatten(1) @ torch.ones(x[0].numel(), 8, device=device, dtype=dtype)
+    torch.cuda.synchronize(device)
 
 
 def baseline_config(config: Any) -> Any:
@@ -88,7 +127,18 @@ def optimized_config(device: str = 'auto', dtype: str = 'auto',
     return EngineConfig(device=device, dtype=dtype,
                         input_size=tuple(input_size) if input_size else None,
                         compile=compile_mode, num_threads=num_threads, channels_last=True,
-                        shared_encode=True, text_cache=True, overlap=True, pinned_memory=True)
+                        shared_encode=True, text_cache=True, overlap=True, pinned_memory=True,
+                        profile=False)
+
+
+def bench_configs(optimized: Any, compare_baseline: bool,
+                  variants: Sequence[str] = ()) -> Dict[str, Any]:
+    """Return the named engine configurations to run: baseline first, optimized, variants."""
+    configs = {'baseline': baseline_config(optimized)} if compare_baseline else {}
+    configs['optimized'] = optimized
+    for name in variants:
+        configs[name] = dataclasses.replace(optimized, **VARIANTS[name])
+    return configs
 
 
 def model_mb(engine: Any) -> float:
@@ -102,6 +152,16 @@ def model_mb(engine: Any) -> float:
                 seen.add(tensor.data_ptr())
                 total += tensor.numel() * tensor.element_size()
     return total / 2 ** 20
+
+
+def own_device_peak_mb(peak_mb: float, name: str, engines: Dict[str, Any]) -> float:
+    """Return engine ``name``'s share of a device-memory peak taken while it ran a frame.
+
+    Every engine of the run stays loaded, so the allocator's peak also holds the others'
+    weights: they are subtracted. What remains is this engine's weights, caches and the
+    frame's activations.
+    """
+    return peak_mb - sum(model_mb(e) for other, e in engines.items() if other != name)
 
 
 def make_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -120,7 +180,14 @@ def build_engines(weights: str, tasks: Sequence[str],
     from ..engine import EngineSpec, load_engine
 
     spec = EngineSpec(weights=weights, tasks=tuple(tasks))
-    return {name: load_engine(spec, config) for name, config in configs.items()}
+    engines = {}
+    for name, config in configs.items():
+        start = time.perf_counter()
+        engines[name] = load_engine(spec, config)
+        progress(f'built {name} on {engines[name].device} ({model_mb(engines[name]):.0f} MB '
+                 f'{str(engines[name].dtype).replace("torch.", "")}) in '
+                 f'{time.perf_counter() - start:.1f} s')
+    return engines
 
 
 @dataclasses.dataclass
@@ -132,7 +199,8 @@ class EngineResult:
         latency_ms: p50, p90, p99, mean of whole-frame wall time.
         throughput_fps: frames per second, one frame after the other.
         host_peak_mb: peak RSS of the process while this engine ran a frame.
-        device_peak_mb: peak device memory allocated while this engine ran (CUDA).
+        device_peak_mb: this engine's peak device memory allocated while it ran a frame
+            (CUDA; the other engines' weights, loaded all the while, subtracted).
         weights_mb: the engine's parameter and buffer bytes.
         warmup_s: seconds the warm-up took (with compile: the compilation).
     """
@@ -183,14 +251,16 @@ def bench_engines(engines: Dict[str, Any], frame: np.ndarray, num_queries: int,
     warm_s = {}
     for name, engine in engines.items():
         start = time.perf_counter()
-        for _ in range(max(warmup, 1)):
+        for i in range(max(warmup, 1)):
             engine.predict(frame, queries, depth=depth)
+            progress(f'{num_queries} q: {name} warm-up frame {i + 1}/{max(warmup, 1)} done')
         warm_s[name] = time.perf_counter() - start
     runs: Dict[str, List[Dict[str, float]]] = {name: [] for name in engines}
     staged: Dict[str, List[Dict[str, float]]] = {name: [] for name in engines}
     for _ in range(iterations):
         for name, engine in engines.items():
             runs[name].append(_run_frame(engine, frame, queries, depth))
+    progress(f'{num_queries} q: {iterations} timed frames per engine done')
     for name, engine in engines.items():
         if engine.device.type == 'cuda' and not engine.config.profile:
             engine.config.profile = True
@@ -211,7 +281,8 @@ def bench_engines(engines: Dict[str, Any], frame: np.ndarray, num_queries: int,
         results[name] = EngineResult(
             stages_ms=stages, latency_ms=latency, throughput_fps=1e3 / latency['mean'],
             host_peak_mb=max(f['host_peak_mb'] for f in frames),
-            device_peak_mb=max(device) if device else None, weights_mb=model_mb(engine),
+            device_peak_mb=own_device_peak_mb(max(device), name, engines) if device else None,
+            weights_mb=model_mb(engine),
             warmup_s=warm_s[name])
     return results
 
@@ -224,7 +295,7 @@ def results_markdown(results: Dict[int, Dict[str, EngineResult]]) -> str:
     """Return one markdown table: rows = measures, columns = engine (x queries), with ratios."""
     cols = [(q, name) for q, by_name in results.items() for name in by_name]
     header = '| measure | ' + ' | '.join(f'{name}, {q} q' for q, name in cols)
-    compare = all(set(by_name) == {'baseline', 'optimized'} for by_name in results.values())
+    compare = all({'baseline', 'optimized'} <= set(by_name) for by_name in results.values())
     if compare:
         header += ' | ' + ' | '.join(f'speed-up, {q} q' for q in results)
     lines = [header + ' |', '|---|' + '---|' * (len(cols) + (len(results) if compare else 0))]
@@ -252,37 +323,49 @@ def results_markdown(results: Dict[int, Dict[str, EngineResult]]) -> str:
     return '\n'.join(lines)
 
 
-def engine_report(args: argparse.Namespace) -> Dict[str, Any]:
-    """Run the engine benchmark the arguments describe; return a JSON-able report."""
+def engine_report(args: argparse.Namespace,
+                  on_partial: Optional[Callable[[Dict[str, Any]], None]] = None
+                  ) -> Dict[str, Any]:
+    """Run the engine benchmark the arguments describe; return a JSON-able report.
+
+    ``on_partial`` gets the report of the query counts measured so far after each one (its
+    ``partial`` is True until the last).
+    """
     from ..engine import default_weights
 
     tasks = {'both': ('depth', 'refer'), 'depth': ('depth',), 'refer': ('refer',)}[args.tasks]
     weights = args.weights or default_weights()
+    machine = machine_info()
     optimized = optimized_config(args.device, args.dtype, args.input_size, args.compile,
                                  args.threads)
-    configs = {'optimized': optimized}
-    if args.compare_baseline:
-        configs = {'baseline': baseline_config(optimized), 'optimized': optimized}
+    configs = bench_configs(optimized, args.compare_baseline, args.variants)
     engines = build_engines(weights, tasks, configs)
-    for engine in engines.values():
-        if engine.device.type == 'cuda':
-            engine.config.profile = False  # timed frames unsynchronised; stages measured apart
+    first = next(iter(engines.values()))
+    if first.device.type == 'cuda':
+        prime_cuda(first.device)
+        progress('CUDA primed (context, cuBLAS, cuDNN)')
     frame = make_frame(*args.frame_size)
     queries = [q for q in args.queries if 'refer' in tasks] or [0]
-    results = {q: bench_engines(engines, frame, q, args.iterations, args.warmup)
-               for q in queries}
-    first = next(iter(engines.values()))
     settings = {
         'weights': weights, 'tasks': args.tasks, 'device': str(first.device),
         'dtype': {n: str(e.dtype).replace('torch.', '') for n, e in engines.items()},
         'input_size': list(first.input_size), 'frame_size': list(args.frame_size),
         'iterations': args.iterations, 'warmup': args.warmup, 'compile': args.compile,
+        **precision_settings(engines),
         'configs': {n: dataclasses.asdict(c) for n, c in configs.items()},
     }
-    return {'machine': machine_info(), 'settings': settings, 'queries': queries,
-            'results': {q: {n: dataclasses.asdict(r) for n, r in by.items()}
-                        for q, by in results.items()},
-            'markdown': results_markdown(results)}
+    results: Dict[int, Dict[str, EngineResult]] = {}
+    report: Dict[str, Any] = {}
+    for q in queries:
+        results[q] = bench_engines(engines, frame, q, args.iterations, args.warmup)
+        report = {'machine': machine, 'settings': settings, 'queries': queries,
+                  'partial': q != queries[-1],
+                  'results': {n: {k: dataclasses.asdict(r) for k, r in by.items()}
+                              for n, by in results.items()},
+                  'markdown': results_markdown(results)}
+        if on_partial is not None:
+            on_partial(report)
+    return report
 
 
 def node_report(args: argparse.Namespace) -> Dict[str, Any]:
@@ -395,6 +478,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help='CPU threads (torch.set_num_threads); default: torch\'s choice')
     p.add_argument('--compare-baseline', action='store_true',
                    help='also run the naive official-style baseline on the same weights')
+    p.add_argument('--variants', nargs='*', default=[], choices=sorted(VARIANTS),
+                   help='also run these variants of the optimized engine (contiguous: '
+                        'channels-last off)')
     p.add_argument('--node', action='store_true',
                    help='benchmark vpd_node end to end (camera -> node -> subscriber on DDS)')
     p.add_argument('--duration', type=float, default=20.0, help='--node: measured seconds')
@@ -412,21 +498,33 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_bench)
 
 
+def write_report(report: Dict[str, Any], json_path: str, markdown_path: str) -> None:
+    """Write the report as JSON and/or markdown (a partial one says so at its top)."""
+    machine = ', '.join(f'{k} {v}' for k, v in report['machine'].items())
+    settings = report.get('settings') or report.get('params')
+    if json_path:
+        with open(json_path, 'w', encoding='utf-8') as f:
+            json.dump(report, f, indent=2, default=str)
+    if markdown_path:
+        note = ('PARTIAL: the run stopped or is still running; only the query counts below '
+                'were measured.\n\n' if report.get('partial') else '')
+        with open(markdown_path, 'w', encoding='utf-8') as f:
+            f.write(f'{note}machine: {machine}\n\nsettings: '
+                    f'`{json.dumps(settings, default=str)}`\n\n{report["markdown"]}\n')
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark the arguments describe; print the machine and the table."""
-    report = node_report(args) if args.node else engine_report(args)
+    if args.node:
+        report = node_report(args)
+    else:
+        report = engine_report(args, lambda r: write_report(r, args.json, args.markdown))
     machine = ', '.join(f'{k} {v}' for k, v in report['machine'].items())
     settings = report.get('settings') or report.get('params')
     print(f'machine: {machine}')
     print(f'settings: {json.dumps({k: v for k, v in settings.items() if k != "configs"})}')
     print(report['markdown'])
-    if args.json:
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(report, f, indent=2, default=str)
-    if args.markdown:
-        with open(args.markdown, 'w', encoding='utf-8') as f:
-            f.write(f'machine: {machine}\n\nsettings: `{json.dumps(settings, default=str)}`'
-                    f'\n\n{report["markdown"]}\n')
+    write_report(report, args.json, args.markdown)
     return 0
 
 

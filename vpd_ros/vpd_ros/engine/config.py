@@ -112,11 +112,13 @@ class EngineConfig:
         tta: official depth test-time augmentation (shifted windows + flip; slower).
         channels_last: NHWC memory format for the convolutions.
         text_cache_size: number of queries whose text features are kept.
-        profile: synchronise the device between stages so that stage times are exact (this
-            also keeps the two UNets from overlapping on CUDA).
+        profile: on CUDA, synchronise the device around every stage so that stage times are
+            isolated host-clock times (this also keeps the two UNets from overlapping); off,
+            stage times come from CUDA events and the device is never stalled.
         compile: ``torch.compile`` mode for the UNets and the VAE encoder: ``none``,
-            ``default``, ``reduce-overhead`` (CUDA graphs) or ``max-autotune``; compilation
-            happens on the first frames, so call :meth:`VPDEngine.warmup` before serving.
+            ``default``, ``reduce-overhead`` or ``max-autotune`` (both with CUDA graphs on
+            CUDA); compilation happens on the first frames, so call :meth:`VPDEngine.warmup`
+            before serving.
         attention: ``sdpa`` (fused scaled-dot-product attention wherever VPD needs no
             probabilities) or ``explicit`` (materialised softmax on every attention layer, as
             the official code runs; a baseline for benchmarks).
@@ -129,6 +131,8 @@ class EngineConfig:
             memory (asynchronous copies).
         num_threads: CPU intra-op threads (``torch.set_num_threads``, process-wide);
             ``None`` leaves torch's choice.
+        tf32: on CUDA, let float32 matmuls and convolutions round to TF32. The flags are
+            process-wide, so the engine sets both on every frame: each engine runs as it says.
 
     Per-frame settings (mask threshold, scene class) are arguments of
     :meth:`VPDEngine.predict`, not options here.
@@ -140,7 +144,7 @@ class EngineConfig:
     tta: bool = False
     channels_last: bool = True
     text_cache_size: int = 64
-    profile: bool = True
+    profile: bool = False
     compile: str = 'none'
     attention: str = 'sdpa'
     shared_encode: bool = True
@@ -148,6 +152,7 @@ class EngineConfig:
     overlap: bool = True
     pinned_memory: bool = True
     num_threads: Optional[int] = None
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         """Reject values that cannot work, naming them; normalise the rest."""

@@ -14,6 +14,7 @@ import gc
 import os
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,8 +28,10 @@ from diffusers.models.attention_processor import Attention, AttnProcessor
 
 from ..model import VPDDepth, VPDRefer, get_preset
 from ..model.attention import AttentionMapProcessor
+from ..model.depth import check_scene_ids
 from ..model.text import tokenize
 from .config import FRAME_DEFAULTS, EngineConfig, check_option, check_tasks
+from .stage_clock import HostEvent, StageClock
 from .tta import shift_window_flip
 
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
@@ -75,6 +78,15 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def compile_uses_cuda_graphs(mode: str) -> bool:
+    """Return whether ``torch.compile`` in ``mode`` captures CUDA graphs (on CUDA tensors)."""
+    if mode == 'none':
+        return False
+    from torch._inductor import list_mode_options
+
+    return bool(list_mode_options(None if mode == 'default' else mode).get('triton.cudagraphs'))
+
+
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Return True when two modules hold bit-identical tensors under the same names."""
     sa, sb = a.state_dict(), b.state_dict()
@@ -104,14 +116,18 @@ class VPDEngine:
                            and same_weights(depth.backbone.vae, refer.backbone.vae))
         if self.shared_vae:
             refer.backbone.vae = depth.backbone.vae  # one copy in device memory
-        self._timings: Optional[Dict[str, float]] = None  # the running frame's, for the hooks
+        self._clock: Optional[StageClock] = None  # the running frame's, for the hooks
         fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self.depth = self._prepare(depth, fmt, 'depth')
         self.refer = self._prepare(refer, fmt, 'refer')
         native = (depth or refer).backbone.vae.config.sample_size
         self.input_size = self.config.input_size or (int(native), int(native))
         self._text_cache: 'OrderedDict[str, Tuple[torch.Tensor, bool]]' = OrderedDict()
+        self._scene_cache: Optional[Tuple[int, torch.Tensor]] = None
         self._lock = threading.Lock()
+        #: torch.compile captures CUDA graphs: one graph step per frame, no second stream.
+        self.uses_cuda_graphs = (self.device.type == 'cuda'
+                                 and compile_uses_cuda_graphs(self.config.compile))
         self._side_stream = None
         if (self.device.type == 'cuda' and self.config.overlap and self.depth is not None
                 and self.refer is not None):
@@ -132,24 +148,23 @@ class VPDEngine:
         self._time_backbone(model.backbone, f'{task}_unet')
         return model
 
-    def _sync(self) -> None:
-        """Wait for the device when profiling, so that host clocks measure device work."""
-        if self.config.profile and self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
+    def _new_clock(self) -> StageClock:
+        """Return a frame's clock: CUDA events, or the host clock (synchronised if profiling)."""
+        if self.device.type != 'cuda':
+            return StageClock(HostEvent)
+        if self.config.profile:
+            return StageClock(lambda: HostEvent(lambda: torch.cuda.synchronize(self.device)))
+        return StageClock(lambda: torch.cuda.Event(enable_timing=True))
 
     def _time_backbone(self, backbone: torch.nn.Module, name: str) -> None:
         """Add the backbone's forward time to the running frame's timings under ``name``."""
-        starts: List[float] = []
-
         def before(_module: torch.nn.Module, _args: object) -> None:
-            self._sync()
-            starts.append(time.perf_counter())
+            if self._clock is not None:
+                self._clock.begin(name)
 
         def after(_module: torch.nn.Module, _args: object, _out: object) -> None:
-            self._sync()
-            elapsed = (time.perf_counter() - starts.pop()) * 1e3
-            if self._timings is not None:
-                self._timings[name] = self._timings.get(name, 0.0) + elapsed
+            if self._clock is not None:
+                self._clock.end(name)
 
         backbone.register_forward_pre_hook(before)
         backbone.register_forward_hook(after)
@@ -166,8 +181,10 @@ class VPDEngine:
             if model is None:
                 continue
             backbone = model.backbone
-            # An instance attribute: the module's hooks (stage timing) stay outside the graph.
-            backbone.forward = torch.compile(backbone.forward, mode=mode, dynamic=False)
+            # An instance attribute: the module's hooks (stage timing) and the forward's
+            # clean-up of its taps stay outside the graph.
+            backbone.unet_features = torch.compile(backbone.unet_features, mode=mode,
+                                                   dynamic=False)
             if not any(backbone.vae is v for v in vaes):
                 vaes.append(backbone.vae)
                 backbone.vae.encoder.compile(mode=mode, dynamic=False)
@@ -225,14 +242,18 @@ class VPDEngine:
                     config: Optional[EngineConfig] = None) -> 'VPDEngine':
         """Randomly initialised models of a preset (benchmarks and tests; outputs are noise).
 
-        Both models share one VAE, as the official checkpoints do.
+        Both models share one VAE, as the official checkpoints do. The weights are drawn on
+        the engine's device (on CUDA: seconds for sd15 instead of a minute on the host CPU and
+        a copy); the same seed gives the same weights on the same device.
         """
         check_tasks(tasks)
+        config = config or EngineConfig()
         p = get_preset(preset)
         torch.manual_seed(seed)
-        depth = VPDDepth(p['unet'], p['vae'], **p['depth']) if 'depth' in tasks else None
-        refer = (VPDRefer(p['unet'], p['vae'], text_config=p['text'], **p['refer'])
-                 if 'refer' in tasks else None)
+        with torch.device(resolve_device(config.device)):
+            depth = VPDDepth(p['unet'], p['vae'], **p['depth']) if 'depth' in tasks else None
+            refer = (VPDRefer(p['unet'], p['vae'], text_config=p['text'], **p['refer'])
+                     if 'refer' in tasks else None)
         if depth is not None and refer is not None:
             refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict())
         return cls(depth, refer, config)
@@ -248,13 +269,6 @@ class VPDEngine:
     def token_length(self) -> int:
         """Text tokens per query (0 without a referring model)."""
         return self.refer.token_length if self.refer is not None else 0
-
-    @contextmanager
-    def _stage(self, timings: Dict[str, float], name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        yield
-        self._sync()
-        timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
     def truncated(self, queries: Sequence[str]) -> List[bool]:
         """Return, per query, whether it is longer than the model's text tokens (and so cut)."""
@@ -318,10 +332,19 @@ class VPDEngine:
     def _encode(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model.backbone.encode_rgb(x)
 
-    def _depth_tta(self, x: torch.Tensor, scene: Optional[int]) -> torch.Tensor:
+    def _scene(self, scene: Optional[int]) -> Optional[torch.Tensor]:
+        """Return a scene id as a device tensor, checked on the host once per id (no sync)."""
+        if scene is None:
+            return None
+        if self._scene_cache is None or self._scene_cache[0] != scene:
+            check_scene_ids([scene], self.depth.class_embeddings.shape[0])
+            self._scene_cache = (scene, torch.tensor([scene], device=self.device))
+        return self._scene_cache[1]
+
+    def _depth_tta(self, x: torch.Tensor, scene: Optional[torch.Tensor]) -> torch.Tensor:
         def predict(batch: torch.Tensor) -> torch.Tensor:
             latents = self._encode(self.depth, batch)
-            scenes = None if scene is None else torch.tensor([scene]).expand(batch.shape[0])
+            scenes = None if scene is None else scene.expand(batch.shape[0])
             return self.depth.forward_latents(latents, batch.shape[-2:], scenes)
         return shift_window_flip(predict, x)
 
@@ -358,61 +381,82 @@ class VPDEngine:
         if queries and self.refer is None:
             raise RuntimeError('queries given but this engine has no referring model')
         with self._lock:
-            self._timings = {}
+            if self.device.type == 'cuda':
+                torch.backends.cuda.matmul.allow_tf32 = self.config.tf32
+                torch.backends.cudnn.allow_tf32 = self.config.tf32
+            self._clock = self._new_clock()
             try:
                 return self._predict(rgb, queries, depth, mask_threshold, scene,
-                                     self._timings)
+                                     self._clock)
+            except torch.OutOfMemoryError as error:
+                self._free_after_oom(error)
+                raise
             finally:
-                self._timings = None
+                self._clock = None
+
+    def _free_after_oom(self, error: BaseException) -> None:
+        """Drop the failed frame's tensors (held by its traceback) and return them to CUDA."""
+        traceback.clear_frames(error.__traceback__)
+        gc.collect()
+        if self.device.type == 'cuda':
+            torch.cuda.empty_cache()
+
+    def _overlaps(self, depth: bool, queries: Sequence[str]) -> bool:
+        """Whether this frame runs the depth UNet on the side stream.
+
+        Not with profiling (it synchronises every stage), TTA, or CUDA graphs (graphs of one
+        private memory pool replayed on two streams).
+        """
+        return (self._side_stream is not None and depth and bool(queries)
+                and not self.config.profile and not self.config.tta
+                and not self.uses_cuda_graphs)
 
     def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool, mask_threshold: float,
-                 scene: Optional[int], t: Dict[str, float]) -> Prediction:
+                 scene: Optional[int], clock: StageClock) -> Prediction:
         start = time.perf_counter()
         h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
-        if self.config.compile == 'reduce-overhead':
+        if self.uses_cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        with self._stage(t, 'preprocess'):
+        with clock.stage('preprocess'):
             x = self._to_model_input(rgb)
         size = x.shape[-2:]
         latents = None
         if queries or (depth and not self.config.tta):
-            with self._stage(t, 'vae'):
+            with clock.stage('vae'):
                 latents = self._encode(self.depth if depth else self.refer, x)
         text, truncated = None, []
         if queries:
-            with self._stage(t, 'text'):
+            with clock.stage('text'):
                 text, truncated = self.text_features(queries)
-        # Not with CUDA graphs (reduce-overhead): their replay on a second stream is untested.
-        overlap = (self._side_stream is not None and depth and bool(queries)
-                   and not self.config.profile and not self.config.tta
-                   and self.config.compile != 'reduce-overhead')
+        overlap = self._overlaps(depth, queries)
         depth_out, logits = None, None
         if depth:
-            with self._stage(t, 'depth'), self._side_stream_if(overlap):
+            # Events of the overlapped stage are recorded on the side stream it runs on.
+            with self._side_stream_if(overlap), clock.stage('depth'):
                 if self.config.tta:
-                    depth_out = self._depth_tta(x, scene)
+                    depth_out = self._depth_tta(x, self._scene(scene))
                 else:
-                    scenes = None if scene is None else torch.tensor([scene])
-                    depth_out = self.depth.forward_latents(latents, size, scenes)
+                    depth_out = self.depth.forward_latents(latents, size, self._scene(scene))
         if queries:
             refer_latents = latents
             if depth and not (self.shared_vae and self.config.shared_encode):
-                with self._stage(t, 'vae'):
+                with clock.stage('vae'):
                     refer_latents = self._encode(self.refer, x)
-            with self._stage(t, 'refer'):
+            with clock.stage('refer'):
                 batch = refer_latents.expand(len(queries), -1, -1, -1)
                 logits = self.refer.forward_latents(batch, text, size)
         if overlap:
             main = torch.cuda.current_stream(self.device)
             main.wait_stream(self._side_stream)
             depth_out.record_stream(main)
-        for task in ('depth', 'refer'):
-            if task in t:
-                t[f'{task}_head'] = t[task] - t.get(f'{task}_unet', 0.0)
-        with self._stage(t, 'postprocess'):
+        with clock.stage('postprocess'):
             out_depth, probs = self._postprocess(depth_out, logits, (h, w))
             masks = probs > mask_threshold
             scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
+        t = clock.resolve()
+        for task in ('depth', 'refer'):
+            if task in t:
+                t[f'{task}_head'] = t[task] - t.get(f'{task}_unet', 0.0)
         t['total'] = (time.perf_counter() - start) * 1e3
         return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
                           truncated=truncated, timings=t)
@@ -433,11 +477,44 @@ class VPDEngine:
             probs = self._to_host(torch.sigmoid(up[:, 0]))
         return out_depth, probs
 
+    def release_thread_graphs(self) -> None:
+        """Free the CUDA graphs the calling thread recorded (CUDA-graph trees are per thread).
+
+        A thread that warmed the engine up but will not serve it calls this, and so does a
+        serving thread before it ends; without CUDA graphs it does nothing.
+        """
+        if self.uses_cuda_graphs:
+            from torch._inductor.cudagraph_trees import reset_cudagraph_trees
+
+            with self._lock:
+                reset_cudagraph_trees()
+
+    @contextmanager
+    def serving(self, queries: int = 1) -> Iterator[None]:
+        """Bracket the thread that runs the frames (CUDA graphs are recorded per thread).
+
+        With CUDA graphs, record them on this thread first (``queries`` per frame) and free
+        them when the block ends; otherwise do nothing.
+        """
+        if self.uses_cuda_graphs:
+            self.warmup(queries, iterations=3)  # warm-up run, recording, one replay
+        try:
+            yield
+        finally:
+            self.release_thread_graphs()
+
     def release(self) -> None:
-        """Drop the models and free device memory (lifecycle cleanup)."""
+        """Drop the models and free device memory (lifecycle cleanup).
+
+        With ``compile`` this also resets torch.compile (process-wide: its compiled code, and
+        the calling thread's CUDA graphs), which would otherwise keep the models alive.
+        """
         with self._lock:
             self.depth = self.refer = None
             self._text_cache.clear()
+            self._scene_cache = None
+            if self.config.compile != 'none':
+                torch._dynamo.reset()
             gc.collect()
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()

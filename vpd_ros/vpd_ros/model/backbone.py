@@ -138,10 +138,21 @@ class VPDBackbone(nn.Module):
     def forward(self, latents: torch.Tensor, context: torch.Tensor) -> List[torch.Tensor]:
         """Run the UNet once at t=1 and return [F1, F2, F3, F4] (high resolution first).
 
+        The taps and attention maps are dropped however the pass ends: after a failure (CUDA
+        out of memory) they would otherwise hold the frame's activations until the next one.
+
         Args:
             latents: (B, 4, h, w) VAE latents, h and w multiples of 8.
             context: (B, T, D) adapted text features.
         """
+        try:
+            return self.unet_features(latents, context)
+        finally:
+            self._taps = {}
+            self.attention_store.reset()
+
+    def unet_features(self, latents: torch.Tensor, context: torch.Tensor) -> List[torch.Tensor]:
+        """Run the UNet pass of :meth:`forward` (the part ``torch.compile`` captures)."""
         unet = self.unet
         self._taps = {}
         self.attention_store.reset()
@@ -167,12 +178,10 @@ class VPDBackbone(nn.Module):
                 h = block(hidden_states=h, temb=emb, res_hidden_states_tuple=res,
                           upsample_size=size)
         f2, f3, f4 = self._taps['F2'], self._taps['F3'], self._taps['F4']
-        self._taps = {}
         if self.capture_attention:
             f2 = torch.cat([f2, self.attention_store.average('stride16', *f2.shape[2:])
                             .to(f2.dtype)], dim=1)
             f3 = torch.cat([f3, self.attention_store.average('stride32', *f3.shape[2:])
                             .to(f3.dtype)], dim=1)
-            self.attention_store.reset()
         return [h, f2, f3, f4]
 

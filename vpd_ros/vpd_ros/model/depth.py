@@ -107,6 +107,12 @@ def check_image_size(h: int, w: int, stride: int = STRIDE) -> None:
                          ' (the engine resizes arbitrary camera images for you)')
 
 
+def check_scene_ids(ids: Sequence[int], num_classes: int) -> None:
+    """Raise ValueError unless every scene-class id is in [0, num_classes)."""
+    if any(not 0 <= int(i) < num_classes for i in ids):
+        raise ValueError(f'scene ids {list(ids)} outside [0, {num_classes})')
+
+
 class VPDDepth(PretrainedMixin, ModelMixin, ConfigMixin):
     """Metric depth from one RGB image (VPD, NYUv2 head).
 
@@ -151,12 +157,13 @@ class VPDDepth(PretrainedMixin, ModelMixin, ConfigMixin):
         if scene is None:
             text = self.class_embeddings.mean(0, keepdim=True).expand(batch, -1)
         else:
-            scene = scene.to(self.class_embeddings.device).long().reshape(-1)
             if scene.numel() != batch:
                 raise ValueError(f'{scene.numel()} scene ids for a batch of {batch}')
-            if int(scene.min()) < 0 or int(scene.max()) >= self.class_embeddings.shape[0]:
-                raise ValueError(f'scene ids {scene.tolist()} outside [0, '
-                                 f'{self.class_embeddings.shape[0]})')
+            # Checked on the host only: reading a device tensor back would stall the device,
+            # so callers holding one check the ids themselves (the engine does, once per id).
+            if scene.device.type == 'cpu':
+                check_scene_ids(scene.reshape(-1).tolist(), self.class_embeddings.shape[0])
+            scene = scene.to(self.class_embeddings.device).long().reshape(-1)
             text = self.class_embeddings[scene]
         return self.backbone.condition(text.unsqueeze(1))
 

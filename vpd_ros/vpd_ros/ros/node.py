@@ -206,6 +206,7 @@ class VPDNode(LifecycleNode):
 
             engine = load_engine(config.spec, config.engine)
             engine.warmup(queries=max(1, len(config.default_queries)), iterations=1)
+            engine.release_thread_graphs()  # compiled now; the worker records its own graphs
         except Exception as error:  # noqa: BLE001 - any load failure must keep the node alive
             reason = f'configure failed: {type(error).__name__}: {error}'
             self._stats.error('inference_errors', reason)
@@ -258,8 +259,10 @@ class VPDNode(LifecycleNode):
         except ValueError as error:
             self.get_logger().error(f'activate failed: {error}')
             return TransitionCallbackReturn.FAILURE
+        engine, queries = self._engine, max(1, len(self._queries))
         self._worker = InferenceWorker(self._process, self._on_worker_error,
-                                       float(settings['max_rate']), stats=self._stats)
+                                       float(settings['max_rate']), stats=self._stats,
+                                       serving=lambda: engine.serving(queries))
         self._worker.start()
         self._qos_warned = set()
         if settings['image_transport'] == 'compressed':
@@ -584,10 +587,6 @@ class VPDNode(LifecycleNode):
         text = f'inference failed, frame dropped: {type(error).__name__}: {error}'
         self._stats.error('inference_errors', text)
         self._error_limited(text)
-        if type(error).__name__ == 'OutOfMemoryError':
-            import torch  # already loaded by the engine; only CUDA memory needs freeing
-
-            torch.cuda.empty_cache()
 
     # --- diagnostics --------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ one-shot ground requests to it and calls the node's ``process`` function. Reques
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, ContextManager, List, Optional
 
 from vpd_ros.ros.diagnostics import FrameStats
 
@@ -90,13 +91,17 @@ class InferenceWorker:
         max_rate: most frames per second the worker starts (0 = unlimited). Replays for
             ``use_latest`` requests are not limited.
         stats: where received and dropped frames are counted (the node's diagnostics).
+        serving: returns a context the thread runs its jobs in (the engine's ``serving``:
+            CUDA graphs are recorded and freed per thread).
     """
 
     def __init__(self, process: Callable[[Job], None],
                  on_error: Callable[[Job, BaseException], None],
-                 max_rate: float = 0.0, stats: Optional[FrameStats] = None) -> None:
+                 max_rate: float = 0.0, stats: Optional[FrameStats] = None,
+                 serving: Callable[[], ContextManager[None]] = contextlib.nullcontext) -> None:
         self._process = process
         self._on_error = on_error
+        self._serving = serving
         self._cond = threading.Condition()
         self._pending: Optional[Frame] = None
         self._latest: Optional[Frame] = None
@@ -219,6 +224,10 @@ class InferenceWorker:
             return None
 
     def _loop(self) -> None:
+        with self._serving():
+            self._run_jobs()
+
+    def _run_jobs(self) -> None:
         """Run jobs until stopped; an exception in ``process`` fails only its own job."""
         while True:
             job = self._next_job()
