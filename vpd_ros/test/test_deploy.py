@@ -4,6 +4,7 @@
 shipped tiny model (fp32), the export cache and its invalidation, the error for a missing extra.
 """
 
+import json
 import logging
 import os
 import sys
@@ -17,11 +18,13 @@ from vpd_ros.deploy.backends import BackendUnavailable, Runner
 from vpd_ros.deploy.engine import BackendConfig, GraphEngine
 from vpd_ros.deploy.graphs import QUERIES, depth_specs, export_graph, refer_specs, vae_spec
 from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, VPDEngine
-from vpd_ros.model import VPDDepth, VPDRefer
+from vpd_ros.model import VPDDepth
 
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
 SIZE = (256, 256)
 QUERY_TEXTS = ['the red box', 'the chair on the left']
+# Exporting the six graphs traces two UNets; with both cores busy elsewhere it took 4.5 min.
+pytestmark = pytest.mark.timeout(900)
 
 
 def rel_l2(a, b):
@@ -49,19 +52,39 @@ def frames():
     return [(s.rgb, [r.text for r in s.expressions[:2]] or QUERY_TEXTS) for s in scenes]
 
 
-def test_export_round_trip(tmp_path, torch_engine):
-    """Every graph exports to a valid ONNX file that ONNX Runtime runs to torch's result; the
+@pytest.fixture(scope='module')
+def ort_engine(cache_dir):
+    """The shipped tiny model on ONNX Runtime; exports every graph into the module's cache."""
+    pytest.importorskip('onnxruntime')
+    return GraphEngine.load('tiny', config=BackendConfig(
+        backend='onnxruntime', device='cpu', input_size=SIZE, cache_dir=cache_dir))
+
+
+def cached_graphs(cache_dir):
+    """Graph name -> ONNX file of the cache's entries."""
+    out = {}
+    for name in os.listdir(cache_dir):
+        if os.path.isfile(os.path.join(cache_dir, name, 'key.json')):
+            with open(os.path.join(cache_dir, name, 'key.json'), encoding='utf-8') as f:
+                out[json.load(f)['graph']] = os.path.join(cache_dir, name, 'model.onnx')
+    return out
+
+
+def test_export_round_trip(tmp_path, cache_dir, ort_engine, torch_engine):
+    """Every graph exported by the engine is valid ONNX that runs to torch's result; the
     referring graphs take any query count; external data holds the weights when asked."""
     onnx = pytest.importorskip('onnx')
     specs = (depth_specs(torch_engine.depth, SIZE) + refer_specs(torch_engine.refer, SIZE)
              + [vae_spec(torch_engine.depth.backbone.vae, SIZE)])
-    assert {s.name for s in specs} == {'vae', 'depth_unet', 'depth_head', 'refer_unet',
-                                       'refer_head', 'text'}
+    paths = cached_graphs(cache_dir)
+    assert set(paths) == {s.name for s in specs} == {
+        'vae', 'depth_unet', 'depth_head', 'refer_unet', 'refer_head', 'text'}
     for spec in specs:
-        path = str(tmp_path / f'{spec.name}.onnx')
-        external = spec.name == 'depth_head'
-        export_graph(spec, path, external_data_bytes=0 if external else 2 ** 31)
-        assert os.path.isfile(path + '.data') == external
+        path = paths[spec.name]
+        if spec.name == 'depth_head':  # the >2 GB path, taken for a small graph
+            path = str(tmp_path / 'external.onnx')
+            export_graph(spec, path, external_data_bytes=0)
+            assert os.path.getsize(path + '.data') > os.path.getsize(path)
         onnx.checker.check_model(path)
         graph = onnx.load(path, load_external_data=False).graph
         assert [i.name for i in graph.input] == list(spec.inputs)
@@ -119,30 +142,29 @@ def exports(caplog):
 
 def test_cache_is_reused_and_rebuilt_when_weights_or_size_change(tmp_path, caplog):
     """A second engine loads every graph from the cache; changed depth weights re-export only
-    the depth graphs, a changed input size every graph; each export is logged."""
+    the graphs holding them (not the VAE), a changed input size every graph; exports are
+    logged."""
     pytest.importorskip('onnxruntime')
     caplog.set_level(logging.INFO, logger='vpd_ros.deploy')
     config = BackendConfig(device='cpu', input_size=(128, 128), cache_dir=str(tmp_path))
     depth = VPDDepth.from_pretrained(os.path.join(TINY, 'depth'))
-    refer = VPDRefer.from_pretrained(os.path.join(TINY, 'refer'))
-    everything = ['depth_head', 'depth_unet', 'refer_head', 'refer_unet', 'text', 'vae']
+    everything = ['depth_head', 'depth_unet', 'vae']
     rgb = render_scene(HELDOUT_SEEDS_START, width=160, height=120).rgb
-    first = GraphEngine(depth, refer, config).predict(rgb, ['the box'])
+    first = GraphEngine(depth, None, config).predict(rgb)
     assert exports(caplog) == everything
-    again = GraphEngine(depth, refer, config).predict(rgb, ['the box'])
+    again = GraphEngine(depth, None, config).predict(rgb)
     assert exports(caplog) == []
     np.testing.assert_array_equal(again.depth, first.depth)
     with torch.no_grad():
         depth.last_layer_depth[-1].bias += 0.5
-    changed = GraphEngine(depth, refer, config).predict(rgb, ['the box'])
+    changed = GraphEngine(depth, None, config).predict(rgb)
     assert exports(caplog) == ['depth_head', 'depth_unet']
     assert not np.allclose(changed.depth, first.depth)
-    np.testing.assert_array_equal(changed.probs, first.probs)
     config.input_size = (64, 128)
-    GraphEngine(depth, refer, config)
+    assert GraphEngine(depth, None, config).predict(rgb).depth.shape == rgb.shape[:2]
     assert exports(caplog) == everything
     entries = [n for n in os.listdir(tmp_path) if not n.startswith('.')]
-    assert len(entries) == 6 + 2 + 6
+    assert len(entries) == 3 + 2 + 3
 
 
 def test_missing_backend_names_the_extra(monkeypatch, tmp_path):

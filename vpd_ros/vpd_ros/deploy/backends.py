@@ -41,7 +41,7 @@ def library(backend: str):
 
 
 def version(backend: str) -> str:
-    """The backend library's version (part of the cache key)."""
+    """Return the installed release of the backend library (part of the cache key)."""
     lib = library(backend)
     return lib.get_version() if backend == 'openvino' else lib.__version__
 

@@ -51,14 +51,16 @@ def key_digest(key: Dict[str, Any]) -> str:
 
 
 def onnx_key(graph: str, weights: str, size: Any) -> Dict[str, Any]:
-    """The fields an exported graph depends on."""
+    """Return the fields an exported graph depends on."""
     return {'graph': graph, 'weights': weights, 'input_size': list(size),
             'torch': torch.__version__, 'format': EXPORT_FORMAT}
 
 
 def entry(root: str, key: Dict[str, Any], build: Callable[[str], None]) -> str:
-    """Return the folder of ``key``'s entry under ``root``, building it with ``build(folder)``
-    (into a temporary folder, renamed when complete) when there is none."""
+    """Return the folder of ``key``'s entry under ``root``, building it when there is none.
+
+    ``build(folder)`` writes into a temporary folder, renamed to the entry when complete.
+    """
     folder = os.path.join(root, f"{key['graph']}-{key_digest(key)}")
     if os.path.isfile(os.path.join(folder, 'key.json')):
         return folder
@@ -92,7 +94,10 @@ def _entries_of(root: str, graph: str) -> list:
 
 
 def artifacts_dir(folder: str, backend: str, version: str, device: str, precision: str) -> str:
-    """The backend's artifact folder inside an entry, keyed by backend, version, device, precision."""
+    """Return the backend's artifact folder inside an entry (created when missing).
+
+    Keyed by backend, its version, device and precision.
+    """
     key = {'backend': backend, 'version': version, 'device': device, 'precision': precision}
     path = os.path.join(folder, f'{backend}-{key_digest(key)}')
     if not os.path.isdir(path):

@@ -79,7 +79,8 @@ class GraphEngine(VPDEngine):
                 config, device='cuda' if config.backend == 'tensorrt' else 'cpu')
         super().__init__(depth, refer, dataclasses.replace(config, dtype='float32'))
         self._cache_root = config.cache_dir or default_cache_dir()
-        self._runners: Dict[str, Runner] = {}
+        #: graph name -> the ONNX file it runs from (in the cache)
+        self.graph_files: Dict[str, str] = {}
         vae_model = self.depth or self.refer
         vae = self._runner('vae', weights_hash(vae_model.backbone.vae),
                            lambda: [vae_spec(vae_model.backbone.vae, self.input_size)])
@@ -103,6 +104,7 @@ class GraphEngine(VPDEngine):
             export_graph(spec, os.path.join(folder, MODEL_FILE))
 
         folder = entry(self._cache_root, key, build)
+        self.graph_files[name] = os.path.join(folder, MODEL_FILE)
         cfg = self.config
         artifacts = artifacts_dir(folder, cfg.backend, version(cfg.backend), device_name(
             self.device), cfg.precision)
@@ -195,12 +197,12 @@ def check_size(engine: VPDEngine, size: Sequence[int]) -> None:
 
 
 def host(x: torch.Tensor) -> np.ndarray:
-    """A contiguous fp32 numpy copy-or-view of a tensor."""
+    """Return a tensor as a contiguous fp32 numpy array (a view where it can)."""
     return np.ascontiguousarray(x.detach().float().cpu().numpy())
 
 
 def device_name(device: torch.device) -> str:
-    """The device as the cache key names it: the CPU model or the GPU name."""
+    """Return the device as the cache key names it: the CPU model or the GPU name."""
     if device.type == 'cuda':
         return f'cuda:{torch.cuda.get_device_name(device)}'
     try:

@@ -107,7 +107,7 @@ class GraphSpec:
 
 
 def depth_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
-    """The depth model's backbone and head graphs at input size ``size``."""
+    """Return the depth model's backbone and head graphs at input size ``size``."""
     latents = _latents(model, size, 1)
     text = model.scene_text(None, 1)
     feats = _features(model, latents, text)
@@ -118,7 +118,7 @@ def depth_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
 
 
 def refer_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
-    """The referring model's backbone, head and (when it has one) text graphs."""
+    """Return the referring model's backbone, head and (when it has one) text graphs."""
     queries = 2  # not 1: the tracer would fold a batch of one into constants
     latents = _latents(model, size, queries)
     dim = model.backbone.unet.config.cross_attention_dim
@@ -136,7 +136,7 @@ def refer_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
 
 
 def vae_spec(vae: nn.Module, size: Tuple[int, int]) -> GraphSpec:
-    """The VAE encoder graph for one [0, 1] image of ``size``."""
+    """Return the VAE encoder graph for one [0, 1] image of ``size``."""
     image = torch.rand(1, 3, *size, device=next(vae.parameters()).device)
     return GraphSpec('vae', VaeGraph(vae), {'image': image}, ['latents'], False)
 
@@ -154,8 +154,10 @@ def _features(model: nn.Module, latents: torch.Tensor, text: torch.Tensor) -> Li
 
 def export_graph(spec: GraphSpec, path: str,
                  external_data_bytes: int = EXTERNAL_DATA_BYTES) -> None:
-    """Export ``spec`` to ``path`` (fp32); weights over ``external_data_bytes`` go to one
-    ``<path>.data`` file beside it."""
+    """Export ``spec`` to ``path`` (fp32).
+
+    Weights over ``external_data_bytes`` go to one ``<path>.data`` file beside it.
+    """
     import onnx
 
     module = spec.module.eval()
