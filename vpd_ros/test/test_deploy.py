@@ -128,8 +128,9 @@ def test_backend_equals_torch_engine(backend, cache_dir, torch_engine, frames):
             text, _ = torch_engine.text_features(queries)
             batch = latents.expand(len(queries), -1, -1, -1)
             want_logits = torch_engine.refer.forward_latents(batch, text, SIZE)
-        got_logits = engine.refer.forward_latents(engine._encode(engine.refer, x),
-                                                  engine.text_features(queries)[0], SIZE)
+        got_batch = engine._encode(engine.refer, x).expand(len(queries), -1, -1, -1)
+        got_logits = engine.refer.forward_latents(got_batch, engine.text_features(queries)[0],
+                                                  SIZE)
         assert rel_l2(got_logits, want_logits) <= 1e-4
 
 
