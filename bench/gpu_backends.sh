@@ -38,8 +38,8 @@ if compgen -G ".whl/*.whl" > /dev/null; then
     export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
-"$PYTHON" -c 'import diffusers, transformers, onnx, vpd_ros.bench' || {
-    echo "gpu_backends.sh: $PYTHON cannot import diffusers/transformers/onnx/vpd_ros.bench" >&2
+"$PYTHON" -c 'import diffusers, transformers, onnx, vpd_ros.apps.bench' || {
+    echo "gpu_backends.sh: $PYTHON cannot import diffusers/transformers/onnx/vpd_ros.apps.bench" >&2
     exit 2
 }
 if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
@@ -57,7 +57,7 @@ sys.exit(0 if "TensorrtExecutionProvider" in ort.get_available_providers() else 
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
-exec timeout 560 "$PYTHON" -m vpd_ros.bench --weights random:sd15 --device cuda \
+exec timeout 560 "$PYTHON" -m vpd_ros.apps.bench --weights random:sd15 --device cuda \
     --dtype "$DTYPE" --backend torch tensorrt --precision "$PRECISION" --cache-dir "$CACHE" \
     --input-size 512x512 --frame-size 480x640 --queries 1 4 --iterations "$ITERATIONS" \
     --warmup 3 --markdown "$DEST/gpu_backends.md" --json "$DEST/gpu_backends.json"

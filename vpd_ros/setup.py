@@ -42,6 +42,7 @@ setup(
         'transformers>=5,<6',
         'torch>=2.1',
         'tqdm',
+        'psutil',
     ],
     # Deployment backends (vpd_ros.deploy): export needs onnx; each backend its runtime.
     extras_require={
@@ -58,8 +59,8 @@ setup(
     entry_points={
         'console_scripts': [
             'vpd_node = vpd_ros.ros.node:main',
-            'vpd-ros = vpd_ros.cli:main',
-            'vpd_sim_camera = vpd_ros.ros.sim_camera:main',
+            'vpd-ros = vpd_ros.apps.cli:main',
+            'vpd_sim_camera = vpd_ros.apps.sim_camera:main',
         ],
     },
 )

@@ -17,7 +17,7 @@ from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
 from vpd_ros.deploy.backends import BackendUnavailable, Runner
 from vpd_ros.deploy.engine import BackendConfig, GraphEngine
 from vpd_ros.deploy.graphs import QUERIES, depth_specs, export_graph, refer_specs, vae_spec
-from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, VPDEngine
+from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
 from vpd_ros.model import VPDDepth
 
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
@@ -42,7 +42,7 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope='module')
 def torch_engine():
     """The shipped tiny model on the CPU in fp32, the reference."""
-    return VPDEngine.load('tiny', config=EngineConfig(device='cpu', input_size=SIZE))
+    return load_engine(EngineSpec(weights='tiny'), EngineConfig(device='cpu', input_size=SIZE))
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +56,7 @@ def frames():
 def ort_engine(cache_dir):
     """The shipped tiny model on ONNX Runtime; exports every graph into the module's cache."""
     pytest.importorskip('onnxruntime')
-    return GraphEngine.load('tiny', config=BackendConfig(
+    return load_engine(EngineSpec(weights='tiny'), BackendConfig(
         backend='onnxruntime', device='cpu', input_size=SIZE, cache_dir=cache_dir))
 
 
@@ -110,7 +110,7 @@ def test_backend_equals_torch_engine(backend, cache_dir, torch_engine, frames):
     """fp32: depth and mask logits within rel L2 1e-4, depth within 1 mm, masks within 0.05 %
     of pixels, the same timing stages as the torch engine."""
     pytest.importorskip(backend)
-    engine = GraphEngine.load('tiny', config=BackendConfig(
+    engine = load_engine(EngineSpec(weights='tiny'), BackendConfig(
         backend=backend, device='cpu', input_size=SIZE, cache_dir=cache_dir))
     for rgb, queries in frames:
         want = torch_engine.predict(rgb, queries)
@@ -169,10 +169,10 @@ def test_cache_is_reused_and_rebuilt_when_weights_or_size_change(tmp_path, caplo
 
 
 def test_missing_backend_names_the_extra(monkeypatch, tmp_path):
-    """Without the backend's package the engine refuses before loading, naming the extra."""
+    """Without the backend's package the engine refuses before exporting, naming the extra."""
     monkeypatch.setitem(sys.modules, 'openvino', None)  # what `import openvino` sees uninstalled
     with pytest.raises(BackendUnavailable, match=r"pip install 'vpd_ros\[openvino\]'"):
-        GraphEngine.load('tiny', config=BackendConfig(backend='openvino',
+        load_engine(EngineSpec(weights='tiny'), BackendConfig(backend='openvino',
                                                       cache_dir=str(tmp_path)))
     assert os.listdir(tmp_path) == []
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The VPD engine with its models run as exported ONNX graphs by a deployment backend.
 
-:class:`GraphEngine` keeps :class:`~vpd_ros.engine.VPDEngine`'s ``predict`` contract, timings
+:class:`GraphEngine` keeps :class:`~vpd_ros.engine.runner.VPDEngine`'s ``predict`` contract, timings
 included (``depth_unet``/``refer_unet`` time the backbone graphs): preprocessing and
 postprocessing stay in torch, the VAE, the backbones, the heads and the text tower run as graphs
 exported once per cache key (:mod:`.cache`) and loaded by the backend (:mod:`.backends`).
@@ -22,7 +22,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..engine import EngineConfig, VPDEngine
+from ..engine.config import EngineConfig
+from ..engine.runner import VPDEngine
 from ..model.text import TextFeatures, tokenize
 from .backends import BACKENDS, Runner, check_precision, library, version
 from .cache import MODEL_FILE, artifacts_dir, default_cache_dir, entry, onnx_key, weights_hash

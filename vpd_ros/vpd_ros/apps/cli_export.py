@@ -10,8 +10,8 @@ import logging
 import os
 import shutil
 
-from .cli_common import add_engine_arguments, engine_config_from_args, engine_from_args
-from .deploy.backends import BACKENDS, PRECISIONS
+from .cli_common import add_engine_arguments, engine_config_from_args, engine_spec_from_args
+from ..deploy.backends import BACKENDS, PRECISIONS
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,16 +32,16 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export (or find in the cache) every graph of the chosen models; print where they are."""
-    from .deploy.cache import MODEL_FILE, default_cache_dir
-    from .deploy.engine import BackendConfig, GraphEngine
+    from ..deploy.cache import MODEL_FILE, default_cache_dir
+    from ..deploy.engine import BackendConfig
+
+    from ..engine import load_engine
 
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    args.tta = False
-    torch_engine = engine_from_args(args)
     config = BackendConfig(**dict(dataclasses.asdict(engine_config_from_args(args)),
                                   backend=args.backend, precision=args.precision,
                                   cache_dir=args.cache_dir))
-    engine = GraphEngine(torch_engine.depth, torch_engine.refer, config)
+    engine = load_engine(engine_spec_from_args(args), config)
     for name, path in sorted(engine.graph_files.items()):
         print(f'{name}: {path}')
         if args.output:
