@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(HERE, '..', 'vpd_ros', 'test'))
 from official_layout import random_official_state  # noqa: E402
 
 from vpd_ros.apps import bench  # noqa: E402
-from vpd_ros.deploy.engine import BackendConfig, GraphEngine  # noqa: E402
+from vpd_ros.engine.deploy.engine import BackendConfig, GraphEngine  # noqa: E402
 from vpd_ros.engine import VPDEngine  # noqa: E402
 from vpd_ros.model import VPDDepth, VPDRefer, get_preset  # noqa: E402
 from vpd_ros.model.text import build_text_encoder  # noqa: E402

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
-from vpd_ros.deploy.backends import BackendUnavailable, Runner
-from vpd_ros.deploy.engine import BackendConfig, GraphEngine
-from vpd_ros.deploy.graphs import QUERIES, depth_specs, export_graph, refer_specs, vae_spec
+from vpd_ros.engine.deploy.backends import BackendUnavailable, Runner
+from vpd_ros.engine.deploy.engine import BackendConfig, GraphEngine
+from vpd_ros.engine.deploy.graphs import QUERIES, depth_specs, export_graph, refer_specs, vae_spec
 from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
 from vpd_ros.model import VPDDepth
 
@@ -146,7 +146,7 @@ def test_cache_is_reused_and_rebuilt_when_weights_or_size_change(tmp_path, caplo
     the graphs holding them (not the VAE), a changed input size every graph; exports are
     logged."""
     pytest.importorskip('onnxruntime')
-    caplog.set_level(logging.INFO, logger='vpd_ros.deploy')
+    caplog.set_level(logging.INFO, logger='vpd_ros.engine.deploy')
     config = BackendConfig(device='cpu', input_size=(128, 128), cache_dir=str(tmp_path))
     depth = VPDDepth.from_pretrained(os.path.join(TINY, 'depth'))
     everything = ['depth_head', 'depth_unet', 'vae']

@@ -7,7 +7,7 @@ latency percentiles, sequential throughput, peak host RSS and peak device memory
 machine and library versions. ``--compare-baseline`` runs the same weights the naive way too
 (eager fp32, explicit attention on every layer, one VAE encode per model, text encoded every
 frame, contiguous tensors: how the official code runs); ``--backend torch onnxruntime openvino``
-runs the same weights on each deployment backend (:mod:`vpd_ros.deploy`). Frames alternate
+runs the same weights on each deployment backend (:mod:`vpd_ros.engine.deploy`). Frames alternate
 between the engines so that all see the same machine load; one table holds them all, with the
 ratio to the first engine and the outputs' deviation from it.
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from ..engine.config import COMPILE_MODES, DTYPE_CHOICES
 from .measure import host_peak_mb, percentiles, reset_host_peak
-from ..deploy.backends import BACKENDS, PRECISIONS
+from ..engine.deploy.backends import BACKENDS, PRECISIONS
 
 #: Stage names in table order (those the engine did not run are left out).
 STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_head', 'refer',
@@ -336,9 +336,9 @@ def backend_configs(optimized: Any, backends: Sequence[str], precision: str,
     """Return one engine configuration per backend.
 
     ``torch`` is the optimized engine; the others run its exported graphs
-    (:class:`vpd_ros.deploy.engine.BackendConfig`).
+    (:class:`vpd_ros.engine.deploy.engine.BackendConfig`).
     """
-    from ..deploy.engine import BackendConfig
+    from ..engine.deploy.engine import BackendConfig
 
     fields = dict(dataclasses.asdict(optimized), dtype='auto')
     return {b: optimized if b == 'torch' else BackendConfig(

@@ -11,7 +11,7 @@ import os
 import shutil
 
 from .cli_common import add_engine_arguments, engine_config_from_args, engine_spec_from_args
-from ..deploy.backends import BACKENDS, PRECISIONS
+from ..engine.deploy.backends import BACKENDS, PRECISIONS
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +32,8 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export (or find in the cache) every graph of the chosen models; print where they are."""
-    from ..deploy.cache import MODEL_FILE, default_cache_dir
-    from ..deploy.engine import BackendConfig
+    from ..engine.deploy.cache import MODEL_FILE, default_cache_dir
+    from ..engine.deploy.engine import BackendConfig
 
     from ..engine import load_engine
 

@@ -26,12 +26,12 @@ def default_weights() -> str:
 def load_engine(spec: EngineSpec, config: Optional[EngineConfig] = None) -> VPDEngine:
     """Load the engine a spec names (official checkpoints win over ``weights``).
 
-    A config with a deployment ``backend`` (:class:`vpd_ros.deploy.engine.BackendConfig`)
+    A config with a deployment ``backend`` (:class:`vpd_ros.engine.deploy.engine.BackendConfig`)
     gives an engine running the exported graphs.
     """
     cls = VPDEngine
     if getattr(config, 'backend', 'torch') != 'torch':
-        from ..deploy.engine import GraphEngine
+        from .deploy.engine import GraphEngine
         cls = GraphEngine
     if spec.official:
         return cls.from_official(

@@ -22,9 +22,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..engine.config import EngineConfig
-from ..engine.runner import VPDEngine
-from ..model.text import TextFeatures, tokenize
+from ..config import EngineConfig
+from ..runner import VPDEngine
+from ...model.text import TextFeatures, tokenize
 from .backends import BACKENDS, Runner, check_precision, library, version
 from .cache import MODEL_FILE, artifacts_dir, default_cache_dir, entry, onnx_key, weights_hash
 from .graphs import FEATURES, GraphSpec, depth_specs, export_graph, refer_specs, vae_spec
@@ -40,7 +40,7 @@ class BackendConfig(EngineConfig):
         precision: ``fp32``; OpenVINO also ``fp16``/``bf16`` (its inference precision hint),
             TensorRT ``fp16``. The exported graphs are fp32 either way.
         cache_dir: where exported graphs and compiled artifacts live (``None``:
-            :func:`~vpd_ros.deploy.cache.default_cache_dir`).
+            :func:`~vpd_ros.engine.deploy.cache.default_cache_dir`).
     """
 
     backend: str = 'onnxruntime'

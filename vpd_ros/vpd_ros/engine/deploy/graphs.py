@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..model.depth import MULTIPLE, pad_to_multiple
+from ...model.depth import MULTIPLE, pad_to_multiple
 
 OPSET = 18
 #: Graphs whose weights exceed this go to one external data file (protobuf's 2 GB limit).

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict
 
 import torch
 
-LOG = logging.getLogger('vpd_ros.deploy')
+LOG = logging.getLogger('vpd_ros.engine.deploy')
 #: Bumped whenever the exported graphs change meaning (names, inputs, what they include).
 EXPORT_FORMAT = 1
 MODEL_FILE = 'model.onnx'
