@@ -44,6 +44,13 @@ setup(
         'tqdm',
         'psutil',
     ],
+    # Deployment backends (vpd_ros.deploy): export needs onnx; each backend its runtime.
+    extras_require={
+        'onnx': ['onnx>=1.17'],
+        'onnxruntime': ['onnx>=1.17', 'onnxruntime>=1.20'],
+        'openvino': ['onnx>=1.17', 'openvino>=2025.0'],
+        'tensorrt': ['onnx>=1.17', 'onnxruntime-gpu>=1.20'],
+    },
     zip_safe=False,
     maintainer='The vpd_ros Authors',
     maintainer_email='vpd-ros@example.com',

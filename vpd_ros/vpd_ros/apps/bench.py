@@ -6,8 +6,10 @@ Engine mode runs the engine on a synthetic camera frame and reports per-stage ti
 latency percentiles, sequential throughput, peak host RSS and peak device memory, with the
 machine and library versions. ``--compare-baseline`` runs the same weights the naive way too
 (eager fp32, explicit attention on every layer, one VAE encode per model, text encoded every
-frame, contiguous tensors: how the official code runs), alternating frames between the two
-engines so that both see the same machine load, and prints one table of both.
+frame, contiguous tensors: how the official code runs); ``--backend torch onnxruntime openvino``
+runs the same weights on each deployment backend (:mod:`vpd_ros.engine.deploy`). Frames alternate
+between the engines so that all see the same machine load; one table holds them all, with the
+ratio to the first engine and the outputs' deviation from it.
 
 Node mode (``--node``) starts ``vpd_node`` and a simulated camera as separate processes on DDS,
 loopback only (:mod:`vpd_ros.apps.rosenv`), and reports camera-stamp-to-output latency and the
@@ -33,6 +35,7 @@ import numpy as np
 
 from ..engine.config import COMPILE_MODES, DTYPE_CHOICES
 from .measure import host_peak_mb, percentiles, reset_host_peak
+from ..engine.deploy.backends import BACKENDS, PRECISIONS
 
 #: Stage names in table order (those the engine did not run are left out).
 STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_head', 'refer',
@@ -141,12 +144,16 @@ def bench_configs(optimized: Any, compare_baseline: bool,
     return configs
 
 
-def model_mb(engine: Any) -> float:
-    """Return the bytes of the engine's parameters and buffers (shared tensors once), MB."""
+def model_mb(engine: Any) -> Optional[float]:
+    """Return the bytes of the engine's parameters and buffers (shared tensors once), MB.
+
+    ``None`` for an engine running exported graphs.
+    """
     seen, total = set(), 0
-    for model in (engine.depth, engine.refer):
-        if model is None:
-            continue
+    models = [m for m in (engine.depth, engine.refer) if m is not None]
+    if not all(isinstance(m, torch_module()) for m in models):
+        return None
+    for model in models:
         for tensor in list(model.parameters()) + list(model.buffers()):
             if tensor.data_ptr() not in seen:
                 seen.add(tensor.data_ptr())
@@ -161,7 +168,14 @@ def own_device_peak_mb(peak_mb: float, name: str, engines: Dict[str, Any]) -> fl
     weights: they are subtracted. What remains is this engine's weights, caches and the
     frame's activations.
     """
-    return peak_mb - sum(model_mb(e) for other, e in engines.items() if other != name)
+    return peak_mb - sum(model_mb(e) or 0.0 for other, e in engines.items() if other != name)
+
+
+def torch_module() -> type:
+    """``torch.nn.Module`` (imported when needed: ``vpd-ros --help`` imports no torch)."""
+    import torch
+
+    return torch.nn.Module
 
 
 def make_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -201,8 +215,10 @@ class EngineResult:
         host_peak_mb: peak RSS of the process while this engine ran a frame.
         device_peak_mb: this engine's peak device memory allocated while it ran a frame
             (CUDA; the other engines' weights, loaded all the while, subtracted).
-        weights_mb: the engine's parameter and buffer bytes.
+        weights_mb: the engine's parameter and buffer bytes (``None``: exported graphs).
         warmup_s: seconds the warm-up took (with compile: the compilation).
+        deviation: outputs against the first engine's on the same frame: ``depth_rel_l2``,
+            ``depth_max_abs_m``, ``mask_differ_pct``, ``probs_rel_l2``.
     """
 
     stages_ms: Dict[str, float]
@@ -210,8 +226,9 @@ class EngineResult:
     throughput_fps: float
     host_peak_mb: float
     device_peak_mb: Optional[float]
-    weights_mb: float
+    weights_mb: Optional[float]
     warmup_s: float
+    deviation: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _run_frame(engine: Any, frame: np.ndarray, queries: List[str],
@@ -284,7 +301,26 @@ def bench_engines(engines: Dict[str, Any], frame: np.ndarray, num_queries: int,
             device_peak_mb=own_device_peak_mb(max(device), name, engines) if device else None,
             weights_mb=model_mb(engine),
             warmup_s=warm_s[name])
+    reference = next(iter(engines.values())).predict(frame, queries, depth=depth)
+    for name, engine in list(engines.items())[1:]:
+        results[name].deviation = deviation(engine.predict(frame, queries, depth=depth),
+                                            reference)
     return results
+
+
+def deviation(pred: Any, reference: Any) -> Dict[str, float]:
+    """How far a prediction is from a reference prediction of the same frame."""
+    def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+    out = {}
+    if reference.depth is not None:
+        out['depth_rel_l2'] = rel_l2(pred.depth, reference.depth)
+        out['depth_max_abs_m'] = float(np.abs(pred.depth - reference.depth).max())
+    if reference.masks.size:
+        out['mask_differ_pct'] = float((pred.masks != reference.masks).mean() * 100)
+        out['probs_rel_l2'] = rel_l2(pred.probs, reference.probs)
+    return out
 
 
 def _fmt(value: Optional[float], digits: int = 1) -> str:
@@ -292,23 +328,26 @@ def _fmt(value: Optional[float], digits: int = 1) -> str:
 
 
 def results_markdown(results: Dict[int, Dict[str, EngineResult]]) -> str:
-    """Return one markdown table: rows = measures, columns = engine (x queries), with ratios."""
+    """Return one markdown table: rows = measures, columns = engine (x queries).
+
+    Then the speed-up of every other engine over the first (its time / theirs) and, in the last
+    rows, their outputs' deviation from the first engine's.
+    """
     cols = [(q, name) for q, by_name in results.items() for name in by_name]
     header = '| measure | ' + ' | '.join(f'{name}, {q} q' for q, name in cols)
-    compare = all({'baseline', 'optimized'} <= set(by_name) for by_name in results.values())
-    if compare:
-        header += ' | ' + ' | '.join(f'speed-up, {q} q' for q in results)
-    lines = [header + ' |', '|---|' + '---|' * (len(cols) + (len(results) if compare else 0))]
+    first = next(iter(next(iter(results.values()))))
+    ratios = [(q, name) for q, name in cols if name != first]
+    header += ''.join(f' | speed-up {name} / {first}, {q} q' for q, name in ratios)
+    lines = [header + ' |', '|---|' + '---|' * (len(cols) + len(ratios))]
 
     def row(label: str, get, ratio: bool = False, digits: int = 1) -> None:
         values = [get(results[q][name]) for q, name in cols]
         if all(v is None for v in values):
             return
         cells = [_fmt(v, digits) for v in values]
-        if compare:
-            for q in results:
-                base, opt = get(results[q]['baseline']), get(results[q]['optimized'])
-                cells.append(f'{base / opt:.2f}x' if ratio and base and opt else '')
+        for q, name in ratios:
+            ref, other = get(results[q][first]), get(results[q][name])
+            cells.append(f'{ref / other:.2f}x' if ratio and ref and other else '')
         lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
 
     for stage in STAGES:
@@ -320,6 +359,11 @@ def results_markdown(results: Dict[int, Dict[str, EngineResult]]) -> str:
     row('peak device MB', lambda r: r.device_peak_mb, digits=0)
     row('weights MB', lambda r: r.weights_mb, digits=0)
     row('warm-up s', lambda r: r.warmup_s, digits=1)
+    for key, label, digits in (('depth_rel_l2', f'depth rel L2 vs {first}', 7),
+                               ('depth_max_abs_m', f'depth max abs m vs {first}', 6),
+                               ('mask_differ_pct', f'mask pixels differing % vs {first}', 4),
+                               ('probs_rel_l2', f'mask probability rel L2 vs {first}', 7)):
+        row(label, lambda r, k=key: r.deviation.get(k), digits=digits)
     return '\n'.join(lines)
 
 
@@ -339,6 +383,8 @@ def engine_report(args: argparse.Namespace,
     optimized = optimized_config(args.device, args.dtype, args.input_size, args.compile,
                                  args.threads)
     configs = bench_configs(optimized, args.compare_baseline, args.variants)
+    if args.backend != ['torch']:
+        configs = backend_configs(optimized, args.backend, args.precision, args.cache_dir)
     engines = build_engines(weights, tasks, configs)
     first = next(iter(engines.values()))
     if first.device.type == 'cuda':
@@ -366,6 +412,21 @@ def engine_report(args: argparse.Namespace,
         if on_partial is not None:
             on_partial(report)
     return report
+
+
+def backend_configs(optimized: Any, backends: Sequence[str], precision: str,
+                    cache_dir: Optional[str]) -> Dict[str, Any]:
+    """Return one engine configuration per backend.
+
+    ``torch`` is the optimized engine; the others run its exported graphs
+    (:class:`vpd_ros.engine.deploy.engine.BackendConfig`).
+    """
+    from ..engine.deploy.engine import BackendConfig
+
+    fields = dict(dataclasses.asdict(optimized), dtype='auto')
+    return {b: optimized if b == 'torch' else BackendConfig(
+        **dict(fields, backend=b, precision=precision, cache_dir=cache_dir,
+               device='cuda' if b == 'tensorrt' else fields['device'])) for b in backends}
 
 
 def node_report(args: argparse.Namespace) -> Dict[str, Any]:
@@ -481,6 +542,14 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--variants', nargs='*', default=[], choices=sorted(VARIANTS),
                    help='also run these variants of the optimized engine (contiguous: '
                         'channels-last off)')
+    p.add_argument('--backend', nargs='+', default=['torch'],
+                   choices=BACKENDS,
+                   help='engines to compare, the first is the reference (e.g. torch '
+                        'onnxruntime openvino); other than torch run the exported graphs')
+    p.add_argument('--precision', default='fp32', choices=PRECISIONS,
+                   help='precision of the exported-graph backends (default fp32)')
+    p.add_argument('--cache-dir', default=None,
+                   help='export cache folder (default $VPD_ROS_CACHE or ~/.cache/vpd_ros)')
     p.add_argument('--node', action='store_true',
                    help='benchmark vpd_node end to end (camera -> node -> subscriber on DDS)')
     p.add_argument('--duration', type=float, default=20.0, help='--node: measured seconds')

@@ -1,6 +1,6 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""``vpd-ros``: infer on files, train, eval, bench, the offline demo and the soak test."""
+"""``vpd-ros``: infer on files, train, eval, bench, export, the offline demo and the soak test."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     ('vpd_ros.apps.cli_train', 'add_train_parser'),
     ('vpd_ros.apps.cli_eval', 'add_eval_parser'),
     ('vpd_ros.apps.bench', 'add_bench_parser'),
+    ('vpd_ros.apps.cli_export', 'add_export_parser'),
     ('vpd_ros.apps.demo', 'add_demo_parser'),
     ('vpd_ros.apps.soak', 'add_soak_parser'),
 ]

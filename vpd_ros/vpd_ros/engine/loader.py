@@ -24,21 +24,29 @@ def default_weights() -> str:
 
 
 def load_engine(spec: EngineSpec, config: Optional[EngineConfig] = None) -> VPDEngine:
-    """Load the engine a spec names (official checkpoints win over ``weights``)."""
+    """Load the engine a spec names (official checkpoints win over ``weights``).
+
+    A config with a deployment ``backend`` (:class:`vpd_ros.engine.deploy.engine.BackendConfig`)
+    gives an engine running the exported graphs.
+    """
+    cls = VPDEngine
+    if getattr(config, 'backend', 'torch') != 'torch':
+        from .deploy.engine import GraphEngine
+        cls = GraphEngine
     if spec.official:
-        return VPDEngine.from_official(
+        return cls.from_official(
             spec.depth_checkpoint if 'depth' in spec.tasks else None,
             spec.refer_checkpoint if 'refer' in spec.tasks else None,
             sd15=spec.sd15 or None, config=config)
     weights = spec.weights.strip()
     if weights.startswith('random:'):
-        return VPDEngine.from_preset(weights.split(':', 1)[1], spec.tasks, config=config)
+        return cls.from_preset(weights.split(':', 1)[1], spec.tasks, config=config)
     shipped = os.path.join(PACKAGE_WEIGHTS, weights)
     if os.sep not in weights and os.path.isdir(shipped):
-        return VPDEngine.from_pretrained(shipped, spec.tasks, config)
+        return cls.from_pretrained(shipped, spec.tasks, config)
     if not os.path.isdir(weights):
         known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
         raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
                                 f'({", ".join(known) or "none shipped"}) and not '
                                 'random:<preset>')
-    return VPDEngine.from_pretrained(weights, spec.tasks, config)
+    return cls.from_pretrained(weights, spec.tasks, config)

@@ -148,8 +148,8 @@ class VPDDepth(PretrainedMixin, ModelMixin, ConfigMixin):
             nn.Conv2d(embed_dim, embed_dim, 3, padding=1), nn.ReLU(inplace=False),
             nn.Conv2d(embed_dim, 1, 3, padding=1))
 
-    def scene_context(self, scene: Optional[torch.Tensor], batch: int) -> torch.Tensor:
-        """Return (B, 1, D) adapted conditioning for scene-class ids (B,) or the default.
+    def scene_text(self, scene: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+        """Return (B, 1, D) raw conditioning for scene-class ids (B,) or the default.
 
         Without a scene id the conditioning is the mean of all class embeddings: the official
         model always knew the NYUv2 scene from the file name; a robot usually does not.
@@ -165,14 +165,23 @@ class VPDDepth(PretrainedMixin, ModelMixin, ConfigMixin):
                 check_scene_ids(scene.reshape(-1).tolist(), self.class_embeddings.shape[0])
             scene = scene.to(self.class_embeddings.device).long().reshape(-1)
             text = self.class_embeddings[scene]
-        return self.backbone.condition(text.unsqueeze(1))
+        return text.unsqueeze(1)
+
+    def scene_context(self, scene: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+        """Return (B, 1, D) adapted conditioning for scene-class ids (B,) or the default."""
+        return self.backbone.condition(self.scene_text(scene, batch))
 
     def forward_latents(self, latents: torch.Tensor, size: Sequence[int],
                         scene: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Predict (B, 1, h, w) metres from latents of the padded image; (h, w) = valid size."""
         h, w = int(size[0]), int(size[1])
         context = self.scene_context(scene, latents.shape[0]).to(latents.dtype)
-        x = self.neck(self.backbone(latents, context))
+        return self.head(self.backbone(latents, context), (h, w))
+
+    def head(self, feats: List[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
+        """Return (B, 1, h, w) metres from the backbone's [F1..F4]; (h, w) = valid size."""
+        h, w = int(size[0]), int(size[1])
+        x = self.neck(feats)
         x = x[:, :, :h // STRIDE, :w // STRIDE]
         x = self.last_layer_depth(self.decoder(x))
         return torch.sigmoid(x) * self.config.max_depth

@@ -127,8 +127,12 @@ class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
         if text_embeddings.shape[0] != latents.shape[0]:
             raise ValueError(f'{text_embeddings.shape[0]} texts for {latents.shape[0]} images')
         context = self.backbone.condition(text_embeddings.to(latents.dtype))
-        logits = self.classifier(self.backbone(latents, context))
-        padded = (latents.shape[-2] * 8, latents.shape[-1] * 8)
+        return self.head(self.backbone(latents, context), size)
+
+    def head(self, feats: List[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
+        """Return (B, 2, h, w) logits from the backbone's [F1..F4]; (h, w) = valid size."""
+        logits = self.classifier(feats)
+        padded = (feats[0].shape[-2] * 8, feats[0].shape[-1] * 8)
         logits = F.interpolate(logits, size=padded, mode='bilinear', align_corners=True)
         return logits[:, :, :int(size[0]), :int(size[1])]
 

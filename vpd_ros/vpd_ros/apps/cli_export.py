@@ -1,0 +1,54 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""``vpd-ros export``: the engine's models to ONNX at an input size, compiled for a backend."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import shutil
+
+from .cli_common import add_engine_arguments, engine_config_from_args, engine_spec_from_args
+from ..engine.deploy.backends import BACKENDS, PRECISIONS
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``export`` on the ``vpd-ros`` command."""
+    p = subparsers.add_parser(
+        'export', help='export the models to ONNX (VAE, backbones with their feature taps and '
+        'attention maps, heads, text tower) into the cache and compile them for a backend')
+    add_engine_arguments(p)
+    p.add_argument('--backend', default='onnxruntime', choices=BACKENDS[1:],
+                   help='backend to compile for and check the graphs with (default onnxruntime)')
+    p.add_argument('--precision', default='fp32', choices=PRECISIONS)
+    p.add_argument('--cache-dir', default=None,
+                   help='export cache folder (default $VPD_ROS_CACHE or ~/.cache/vpd_ros)')
+    p.add_argument('--output', default='',
+                   help='also copy the graphs here as <graph>.onnx (with <graph>.onnx.data)')
+    p.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export (or find in the cache) every graph of the chosen models; print where they are."""
+    from ..engine.deploy.cache import MODEL_FILE, default_cache_dir
+    from ..engine.deploy.engine import BackendConfig
+
+    from ..engine import load_engine
+
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    config = BackendConfig(**dict(dataclasses.asdict(engine_config_from_args(args)),
+                                  backend=args.backend, precision=args.precision,
+                                  cache_dir=args.cache_dir))
+    engine = load_engine(engine_spec_from_args(args), config)
+    for name, path in sorted(engine.graph_files.items()):
+        print(f'{name}: {path}')
+        if args.output:
+            os.makedirs(args.output, exist_ok=True)
+            for suffix in ('', '.data'):
+                if os.path.isfile(path + suffix):
+                    shutil.copyfile(path + suffix, os.path.join(args.output,
+                                                                f'{name}.onnx{suffix}'))
+    print(f'cache: {args.cache_dir or default_cache_dir()} ({MODEL_FILE} per entry)')
+    return 0
