@@ -28,6 +28,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor
 from .model import VPDDepth, VPDRefer, get_preset
 from .model.attention import AttentionMapProcessor
 from .model.depth import MULTIPLE, STRIDE, pad_to_multiple
+from .score_calibration import ScoreCalibration
+from .shipped import shipped_notice
 from .tta import shift_window_flip
 
 PACKAGE_WEIGHTS = os.path.join(os.path.dirname(__file__), 'weights')
@@ -120,7 +122,10 @@ class Prediction:
         depth: (H, W) float32 metres, or ``None`` when depth was not requested.
         masks: (Q, H, W) bool, one per query.
         probs: (Q, H, W) float32 foreground probability.
-        scores: per query, mean foreground probability inside its mask (0 when empty).
+        scores: per query, the estimated probability that its mask is the referred object
+            (IoU >= 0.5) when the model has a score calibration (the shipped ``tiny`` has one,
+            fitted on held-out rendered rooms), else the mean foreground probability inside
+            the mask; 0 for an empty mask.
         truncated: per query, whether the text was cut to the model's token length.
         timings: milliseconds per stage (preprocess, vae, text, depth, refer, postprocess, total);
             ``depth`` and ``refer`` are further split into ``*_unet`` (the backbone forward)
@@ -156,6 +161,19 @@ def default_weights() -> str:
     files = [os.path.join(PACKAGE_WEIGHTS, 'tiny', task, 'model.safetensors')
              for task in ('depth', 'refer')]
     return 'tiny' if all(os.path.isfile(f) for f in files) else 'random:tiny'
+
+
+def model_folder(weights: str) -> str:
+    """Return the folder of a shipped model name (``tiny``) or of a model folder path."""
+    shipped = os.path.join(PACKAGE_WEIGHTS, weights)
+    if os.sep not in weights and os.path.isdir(shipped):
+        return shipped
+    if not os.path.isdir(weights):
+        known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
+        raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
+                                f'({", ".join(known) or "none shipped"}) and not '
+                                'random:<preset>')
+    return weights
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -194,6 +212,8 @@ class VPDEngine:
         native = (depth or refer).backbone.vae.config.sample_size
         self.input_size = self.config.input_size or (int(native), int(native))
         self._text_cache: 'OrderedDict[str, Tuple[torch.Tensor, bool]]' = OrderedDict()
+        #: Turns mask statistics into calibrated scores; set by from_pretrained when present.
+        self.score_calibration: Optional[ScoreCalibration] = None
         self._lock = threading.Lock()
         self._side_stream = None
         if (self.device.type == 'cuda' and self.config.overlap and self.depth is not None
@@ -291,7 +311,10 @@ class VPDEngine:
                     raise FileNotFoundError(f'{sub} not found: task {task!r} needs a {task}/ '
                                             f'folder in {folder}')
                 models[task] = model_cls.from_pretrained(sub)
-        return cls(models.get('depth'), models.get('refer'), config)
+        engine = cls(models.get('depth'), models.get('refer'), config)
+        if engine.refer is not None:
+            engine.score_calibration = ScoreCalibration.load(os.path.join(folder, 'refer'))
+        return engine
 
     @classmethod
     def from_official(cls, depth_checkpoint: Optional[str], refer_checkpoint: Optional[str],
@@ -326,15 +349,9 @@ class VPDEngine:
         """Load by name: a shipped model (``tiny``), ``random:<preset>``, or a model folder."""
         if weights.startswith('random:'):
             return cls.from_preset(weights.split(':', 1)[1], tasks, config=config)
-        shipped = os.path.join(PACKAGE_WEIGHTS, weights)
-        if os.sep not in weights and os.path.isdir(shipped):
-            return cls.from_pretrained(shipped, tasks, config)
-        if not os.path.isdir(weights):
-            known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
-            raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
-                                    f'({", ".join(known) or "none shipped"}) and not '
-                                    'random:<preset>')
-        return cls.from_pretrained(weights, tasks, config)
+        engine = cls.from_pretrained(model_folder(weights), tasks, config)
+        shipped_notice(weights)
+        return engine
 
     # --- running ------------------------------------------------------------------------------
 
@@ -500,7 +517,10 @@ class VPDEngine:
         with self._stage(t, 'postprocess'):
             out_depth, probs = self._postprocess(depth_out, logits, (h, w))
             masks = probs > self.config.mask_threshold
-            scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
+            if self.score_calibration is not None:
+                scores = self.score_calibration.score(probs, masks)
+            else:
+                scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
         t['total'] = (time.perf_counter() - start) * 1e3
         return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
                           truncated=truncated, timings=t)

@@ -1,0 +1,172 @@
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Mask scores that mean something: the estimated chance that a mask is the referred object.
+
+A logistic model maps two plain mask statistics (mean foreground probability inside the mask,
+log10 of the image fraction it covers) to P(IoU >= 0.5 with the referred object). It is fitted
+on one range of held-out rendered scenes and checked on another; the fit and the check are
+stored next to the referring model (``refer/score_calibration.json``) and the engine uses it
+when present. Numpy only, no ROS, no torch.
+
+Reproduce or refresh (e.g. after retraining the shipped model)::
+
+    python -m vpd_ros.score_calibration --weights tiny --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+FILENAME = 'score_calibration.json'
+#: A mask counts as right when its IoU with the referred object reaches this.
+IOU_RIGHT = 0.5
+#: Default seed ranges: both held out from training (seeds >= 1 000 000), disjoint.
+FIT_SEEDS = (1000200, 1000400)
+CHECK_SEEDS = (1000000, 1000200)
+
+
+def mask_features(probs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Return (Q, 2) features per query: mean probability inside its mask, log10 area fraction."""
+    probs = np.asarray(probs, np.float32).reshape(len(probs), -1)
+    masks = np.asarray(masks, bool).reshape(len(masks), -1)
+    area = masks.sum(1)
+    inside = np.where(area > 0, (probs * masks).sum(1) / np.maximum(area, 1), 0.0)
+    fraction = np.maximum(area, 1) / max(masks.shape[1], 1)
+    return np.stack([inside, np.log10(fraction)], axis=1).astype(np.float64)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3,
+                 iterations: int = 50) -> Tuple[np.ndarray, float]:
+    """Fit P(y=1|x) = sigmoid(x.w + b) by Newton's method (L2 on w); return (w, b)."""
+    a = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    theta = np.zeros(a.shape[1])
+    penalty = np.diag([l2] * x.shape[1] + [0.0])
+    for _ in range(iterations):
+        p = _sigmoid(a @ theta)
+        grad = a.T @ (p - y) + penalty @ theta
+        hess = (a * (p * (1 - p))[:, None]).T @ a + penalty + 1e-9 * np.eye(a.shape[1])
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return theta[:-1], float(theta[-1])
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> Dict[str, float]:
+    """Return Brier score, expected calibration error (equal-width bins) and the base rate."""
+    p, y = np.asarray(p, np.float64), np.asarray(y, np.float64)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    ece = sum(abs(p[idx == b].mean() - y[idx == b].mean()) * (idx == b).mean()
+              for b in range(bins) if (idx == b).any())
+    return {'brier': float(np.mean((p - y) ** 2)), 'ece': float(ece), 'right': float(y.mean()),
+            'count': int(len(y))}
+
+
+@dataclass
+class ScoreCalibration:
+    """A fitted score model and how well it held on scenes it was not fitted on."""
+
+    weights: List[float]
+    bias: float
+    iou_right: float = IOU_RIGHT
+    fit_seeds: List[int] = field(default_factory=lambda: list(FIT_SEEDS))
+    check_seeds: List[int] = field(default_factory=lambda: list(CHECK_SEEDS))
+    check: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    command: str = ''
+
+    def score(self, probs: np.ndarray, masks: np.ndarray) -> List[float]:
+        """Return, per query, the estimated P(IoU >= iou_right); 0 for an empty mask."""
+        masks = np.asarray(masks, bool)
+        p = _sigmoid(mask_features(probs, masks) @ np.asarray(self.weights) + self.bias)
+        return [float(v) if m.any() else 0.0 for v, m in zip(p, masks)]
+
+    def save(self, folder: str) -> str:
+        """Write ``score_calibration.json`` into a referring-model folder; return its path."""
+        path = os.path.join(folder, FILENAME)
+        with open(path, 'w', encoding='utf-8') as f:
+            json.dump(asdict(self), f, indent=2)
+            f.write('\n')
+        return path
+
+    @classmethod
+    def load(cls, folder: str) -> Optional['ScoreCalibration']:
+        """Read ``score_calibration.json`` from a referring-model folder; None when absent."""
+        path = os.path.join(folder, FILENAME)
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding='utf-8') as f:
+            return cls(**json.load(f))
+
+
+def collect(engine, seeds: Sequence[int], progress: bool = True) -> Tuple[np.ndarray, np.ndarray,
+                                                                         np.ndarray]:
+    """Run every expression of the rendered scenes; return (features, right, raw score)."""
+    from .evaluate import _progress, rendered_refer
+    from .metrics import ReferMeter
+
+    feats, right, raw, meter = [], [], [], ReferMeter()
+    for group in _progress(rendered_refer(seeds), len(seeds), progress, 'calibrate'):
+        pred = engine.predict(group.rgb, group.texts, depth=False)
+        feats.append(mask_features(pred.probs, pred.masks))
+        right += [meter.update(m, gt) >= IOU_RIGHT for m, gt in zip(pred.masks, group.masks)]
+        raw += [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(pred.probs, pred.masks)]
+    return np.concatenate(feats), np.asarray(right, np.float64), np.asarray(raw)
+
+
+def calibrate(engine, fit_seeds: Sequence[int], check_seeds: Sequence[int],
+              progress: bool = True) -> ScoreCalibration:
+    """Fit on ``fit_seeds``, then measure raw and calibrated scores on ``check_seeds``."""
+    x, y, _ = collect(engine, fit_seeds, progress)
+    w, b = fit_logistic(x, y)
+    cal = ScoreCalibration(weights=[float(v) for v in w], bias=b,
+                           fit_seeds=[fit_seeds[0], fit_seeds[-1] + 1],
+                           check_seeds=[check_seeds[0], check_seeds[-1] + 1])
+    xc, yc, raw = collect(engine, check_seeds, progress)
+    cal.check = {'raw': reliability(raw, yc),
+                 'calibrated': reliability(_sigmoid(xc @ w + b), yc)}
+    return cal
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Fit the score calibration of a model and print (and with --write store) it."""
+    parser = argparse.ArgumentParser(prog='python -m vpd_ros.score_calibration',
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--weights', default='tiny', help='shipped model name or model folder')
+    parser.add_argument('--fit-seeds', default='{}:{}'.format(*FIT_SEEDS),
+                        help='rendered scene seeds start:stop to fit on')
+    parser.add_argument('--check-seeds', default='{}:{}'.format(*CHECK_SEEDS),
+                        help='rendered scene seeds start:stop to check on')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    parser.add_argument('--write', action='store_true',
+                        help=f'store {FILENAME} in the model\'s refer/ folder')
+    args = parser.parse_args(argv)
+    from .cli_train import parse_seeds
+    from .engine import EngineConfig, VPDEngine, model_folder
+
+    fit, check = parse_seeds(args.fit_seeds), parse_seeds(args.check_seeds)
+    engine = VPDEngine.load(args.weights, ('refer',),
+                            EngineConfig(device='cpu', num_threads=args.threads))
+    cal = calibrate(engine, fit, check)
+    cal.command = ('python -m vpd_ros.score_calibration --weights {} --fit-seeds {} '
+                   '--check-seeds {} --write').format(args.weights, args.fit_seeds,
+                                                      args.check_seeds)
+    print(json.dumps(asdict(cal), indent=2))
+    if args.write:
+        print('wrote', cal.save(os.path.join(model_folder(args.weights), 'refer')))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
