@@ -96,7 +96,7 @@ def test_batch_outputs_never_overwrite_each_other(batch):
     (['missing.png'], 'missing.png: no such file or folder'),
     (['IMG', '-o', 'FILE'], 'output FILE exists and is not a folder'),
     (['IMG', '--input-size', '100x100'], "size '100x100' must be positive multiples of 32"),
-    (['IMG', '--input-size', '100', '100'], 'unrecognized arguments: 100'),
+    (['IMG', '--input-size', '100', '100'], "size '100' must be HEIGHTxWIDTH, e.g. 480x640"),
     (['IMG', '-q', '   '], 'query 1 is empty'),
     (['IMG', '-q', 'the mug', '-q', ''], 'query 2 is empty'),
     (['EMPTY'], 'no image files'),

@@ -17,9 +17,9 @@ from .cli_common import RawDescriptionHelpFormatter, add_engine_arguments
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 #: Images with more pixels than this are not run (reported as failed); see --max-megapixels.
 MAX_MEGAPIXELS = 64.0
-#: Bytes of memory per input pixel, measured (README: 8000x8000 with one query, ~3 GB RSS),
-#: plus per query: float32 probabilities, the mask and its file.
-BYTES_PER_PIXEL, BYTES_PER_PIXEL_QUERY = 44, 6
+#: Bytes of memory per input pixel, and more per query, on top of the model (measured, README:
+#: a 4000x3000 image with one query peaked 480 MB above a 320x240 one).
+BYTES_PER_PIXEL, BYTES_PER_PIXEL_QUERY = 36, 6
 
 DESCRIPTION = """Depth and referred masks for image files, written next to each other.
 
@@ -94,7 +94,7 @@ def check_queries(queries: Sequence[str]) -> Optional[str]:
 
 
 def memory_estimate(pixels: int, queries: int) -> int:
-    """Return the bytes one image of ``pixels`` with ``queries`` queries takes (estimate)."""
+    """Return the bytes one image of ``pixels`` with ``queries`` queries takes beyond the model."""
     return pixels * (BYTES_PER_PIXEL + BYTES_PER_PIXEL_QUERY * queries)
 
 
@@ -154,7 +154,8 @@ def process_image(engine, path: str, name: str, args: argparse.Namespace,
                          'raise the limit')
     if pixels > args.max_megapixels * 1e6 / 4:
         warn(f'warning: {path} has {pixels / 1e6:.1f} megapixels: it takes about '
-             f'{memory_estimate(pixels, len(args.query)) / 2 ** 30:.1f} GiB of memory')
+             f'{memory_estimate(pixels, len(args.query)) / 2 ** 30:.2f} GiB of memory on top of '
+             'the model')
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     pred = engine.predict(rgb, args.query, depth=engine.depth is not None)
     stem = os.path.join(args.output, name)

@@ -16,7 +16,9 @@ Reproduce or refresh (e.g. after retraining the shipped model)::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import logging
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -25,11 +27,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 FILENAME = 'score_calibration.json'
+MODEL_FILE = 'model.safetensors'
 #: A mask counts as right when its IoU with the referred object reaches this.
 IOU_RIGHT = 0.5
 #: Default seed ranges: both held out from training (seeds >= 1 000 000), disjoint.
 FIT_SEEDS = (1000200, 1000400)
 CHECK_SEEDS = (1000000, 1000200)
+LOGGER = logging.getLogger('vpd_ros')
 
 
 def mask_features(probs: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -40,6 +44,17 @@ def mask_features(probs: np.ndarray, masks: np.ndarray) -> np.ndarray:
     inside = np.where(area > 0, (probs * masks).sum(1) / np.maximum(area, 1), 0.0)
     fraction = np.maximum(area, 1) / max(masks.shape[1], 1)
     return np.stack([inside, np.log10(fraction)], axis=1).astype(np.float64)
+
+
+def file_sha256(path: str) -> str:
+    """Return the hex SHA-256 of a file ('' when it does not exist)."""
+    if not os.path.isfile(path):
+        return ''
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -64,13 +79,19 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3,
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> Dict[str, float]:
-    """Return Brier score, expected calibration error (equal-width bins) and the base rate."""
+    """Return Brier score, expected calibration error (equal-width bins), ROC AUC, base rate.
+
+    AUC: the chance that a right mask scores above a wrong one (0.5 = the score says nothing).
+    """
     p, y = np.asarray(p, np.float64), np.asarray(y, np.float64)
     idx = np.minimum((p * bins).astype(int), bins - 1)
     ece = sum(abs(p[idx == b].mean() - y[idx == b].mean()) * (idx == b).mean()
               for b in range(bins) if (idx == b).any())
-    return {'brier': float(np.mean((p - y) ** 2)), 'ece': float(ece), 'right': float(y.mean()),
-            'count': int(len(y))}
+    right, wrong = p[y > 0.5], p[y <= 0.5]
+    auc = (float(((right[:, None] > wrong[None]) + 0.5 * (right[:, None] == wrong[None])).mean())
+           if len(right) and len(wrong) else float('nan'))
+    return {'brier': float(np.mean((p - y) ** 2)), 'ece': float(ece), 'auc': auc,
+            'right': float(y.mean()), 'count': int(len(y))}
 
 
 @dataclass
@@ -79,6 +100,7 @@ class ScoreCalibration:
 
     weights: List[float]
     bias: float
+    model_sha256: str = ''
     iou_right: float = IOU_RIGHT
     fit_seeds: List[int] = field(default_factory=lambda: list(FIT_SEEDS))
     check_seeds: List[int] = field(default_factory=lambda: list(CHECK_SEEDS))
@@ -88,8 +110,12 @@ class ScoreCalibration:
     def score(self, probs: np.ndarray, masks: np.ndarray) -> List[float]:
         """Return, per query, the estimated P(IoU >= iou_right); 0 for an empty mask."""
         masks = np.asarray(masks, bool)
-        p = _sigmoid(mask_features(probs, masks) @ np.asarray(self.weights) + self.bias)
+        p = self.predict(mask_features(probs, masks))
         return [float(v) if m.any() else 0.0 for v, m in zip(p, masks)]
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Return P(right) for (N, 2) :func:`mask_features` rows."""
+        return _sigmoid(np.asarray(features) @ np.asarray(self.weights) + self.bias)
 
     def save(self, folder: str) -> str:
         """Write ``score_calibration.json`` into a referring-model folder; return its path."""
@@ -101,12 +127,22 @@ class ScoreCalibration:
 
     @classmethod
     def load(cls, folder: str) -> Optional['ScoreCalibration']:
-        """Read ``score_calibration.json`` from a referring-model folder; None when absent."""
+        """Read ``score_calibration.json`` from a referring-model folder.
+
+        None when absent, or (with a warning) when it was fitted for other weights than the
+        folder's ``model.safetensors``: a stale calibration would make scores lie.
+        """
         path = os.path.join(folder, FILENAME)
         if not os.path.isfile(path):
             return None
         with open(path, encoding='utf-8') as f:
-            return cls(**json.load(f))
+            cal = cls(**json.load(f))
+        if cal.model_sha256 != file_sha256(os.path.join(folder, MODEL_FILE)):
+            LOGGER.warning('vpd_ros: %s was fitted for other weights than %s: scores are the raw '
+                           'mean mask probability; refresh it with: %s', path, MODEL_FILE,
+                           cal.command or 'python -m vpd_ros.score_calibration --write')
+            return None
+        return cal
 
 
 def collect(engine, seeds: Sequence[int], progress: bool = True) -> Tuple[np.ndarray, np.ndarray,
@@ -133,8 +169,7 @@ def calibrate(engine, fit_seeds: Sequence[int], check_seeds: Sequence[int],
                            fit_seeds=[fit_seeds[0], fit_seeds[-1] + 1],
                            check_seeds=[check_seeds[0], check_seeds[-1] + 1])
     xc, yc, raw = collect(engine, check_seeds, progress)
-    cal.check = {'raw': reliability(raw, yc),
-                 'calibrated': reliability(_sigmoid(xc @ w + b), yc)}
+    cal.check = {'raw': reliability(raw, yc), 'calibrated': reliability(cal.predict(xc), yc)}
     return cal
 
 
@@ -158,13 +193,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     fit, check = parse_seeds(args.fit_seeds), parse_seeds(args.check_seeds)
     engine = VPDEngine.load(args.weights, ('refer',),
                             EngineConfig(device='cpu', num_threads=args.threads))
+    refer = os.path.join(model_folder(args.weights), 'refer')
     cal = calibrate(engine, fit, check)
+    cal.model_sha256 = file_sha256(os.path.join(refer, MODEL_FILE))
     cal.command = ('python -m vpd_ros.score_calibration --weights {} --fit-seeds {} '
                    '--check-seeds {} --write').format(args.weights, args.fit_seeds,
                                                       args.check_seeds)
     print(json.dumps(asdict(cal), indent=2))
     if args.write:
-        print('wrote', cal.save(os.path.join(model_folder(args.weights), 'refer')))
+        print('wrote', cal.save(refer))
     return 0
 
 
