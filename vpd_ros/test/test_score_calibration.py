@@ -40,6 +40,7 @@ def test_features_of_masks():
     cal = ScoreCalibration(weights=[10.0, 0.0], bias=-5.0)
     scores = cal.score(probs, masks)
     assert scores[1] == 0.0 and abs(scores[0] - 1 / (1 + np.exp(-4.0))) < 1e-9
+    assert cal.score(probs[:0], masks[:0]) == []  # a frame without queries
 
 
 def test_calibration_for_other_weights_is_refused(tmp_path, caplog):

@@ -38,11 +38,12 @@ LOGGER = logging.getLogger('vpd_ros')
 
 def mask_features(probs: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Return (Q, 2) features per query: mean probability inside its mask, log10 area fraction."""
-    probs = np.asarray(probs, np.float32).reshape(len(probs), -1)
-    masks = np.asarray(masks, bool).reshape(len(masks), -1)
+    probs, masks = np.asarray(probs, np.float32), np.asarray(masks, bool)
+    pixels = int(np.prod(masks.shape[1:]))
+    probs, masks = probs.reshape(len(probs), pixels), masks.reshape(len(masks), pixels)
     area = masks.sum(1)
     inside = np.where(area > 0, (probs * masks).sum(1) / np.maximum(area, 1), 0.0)
-    fraction = np.maximum(area, 1) / max(masks.shape[1], 1)
+    fraction = np.maximum(area, 1) / max(pixels, 1)
     return np.stack([inside, np.log10(fraction)], axis=1).astype(np.float64)
 
 

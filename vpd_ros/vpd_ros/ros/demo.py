@@ -26,7 +26,7 @@ import numpy as np
 from .. import rosenv
 from ..data import HELDOUT_SEEDS_START, render_scene
 from ..metrics import DepthMeter, ReferMeter, format_metrics
-from ..visualize import colorize_depth, overlay_masks, side_by_side
+from ..visualize import colorize_depth, depth_picture, overlay_masks, side_by_side
 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -203,7 +203,7 @@ def score_and_draw(results: List[SceneResult], width: int, height: int,
         truth = overlay_masks(cv2.cvtColor(colorize_depth(scene.depth, lo, hi),
                                            cv2.COLOR_BGR2RGB), gts, r.queries)
         rows.append(side_by_side(
-            [cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR), colorize_depth(r.depth, lo, hi),
+            [cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR), depth_picture(r.depth, lo, hi),
              overlay_masks(scene.rgb, masks, r.queries), truth],
             ['input', 'predicted depth', 'masks', 'ground truth']))
     os.makedirs(out_dir, exist_ok=True)
