@@ -134,6 +134,14 @@ def report_cut_queries(engine, queries: Sequence[str]) -> None:
                   file=sys.stderr)
 
 
+def write_image(path: str, image: np.ndarray) -> None:
+    """Write an image file; raise OSError when OpenCV could not (it only returns False)."""
+    import cv2
+
+    if not cv2.imwrite(path, image):
+        raise OSError(f'could not write {path}')
+
+
 def process_image(engine, path: str, name: str, args: argparse.Namespace,
                   slugs: Sequence[str], warn: Callable[[str], None]) -> str:
     """Run one image and write its files; return its result line; raise ValueError if unusable.
@@ -161,16 +169,16 @@ def process_image(engine, path: str, name: str, args: argparse.Namespace,
     stem = os.path.join(args.output, name)
     panels, titles = [bgr], ['input']
     if pred.depth is not None:
-        cv2.imwrite(stem + '_depth.png', depth_to_png_mm(pred.depth))
+        write_image(stem + '_depth.png', depth_to_png_mm(pred.depth))
         np.save(stem + '_depth.npy', pred.depth)
         panels.append(depth_picture(pred.depth))
         titles.append('depth')
     for slug, mask in zip(slugs, pred.masks):
-        cv2.imwrite(f'{stem}_mask-{slug}.png', mask.astype(np.uint8) * 255)
+        write_image(f'{stem}_mask-{slug}.png', mask.astype(np.uint8) * 255)
     if len(pred.masks):
         panels.append(overlay_masks(rgb, list(pred.masks), list(args.query)))
         titles.append('masks')
-    cv2.imwrite(stem + '_vis.png', side_by_side(panels, titles))
+    write_image(stem + '_vis.png', side_by_side(panels, titles))
     summary = ', '.join(f'{q!r}: {int(m.sum())} px, score {s:.2f}'
                         for q, m, s in zip(args.query, pred.masks, pred.scores))
     return f'{path}: {pred.timings["total"]:.0f} ms' + (f'; {summary}' if summary else '')
