@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from vpd_ros.cli import SUBCOMMANDS, build_parser, package_version
+from vpd_ros.apps.cli import SUBCOMMANDS, build_parser, package_version
 
 VPD_ROS = os.path.join(os.path.dirname(sys.executable), 'vpd-ros')
 COMMANDS = ['infer', 'train', 'eval', 'bench', 'demo', 'soak']
@@ -19,7 +19,7 @@ COMMANDS = ['infer', 'train', 'eval', 'bench', 'demo', 'soak']
 #: Runs every --help in one process and reports what each printed and which heavy modules loaded.
 HELP_SCRIPT = '''
 import contextlib, io, json, sys
-from vpd_ros.cli import main
+from vpd_ros.apps.cli import main
 out = {}
 for argv in [['--help']] + [[c, '--help'] for c in %r]:
     buffer = io.StringIO()
@@ -88,7 +88,7 @@ def test_every_option_has_help_and_sizes_share_one_format():
 
 def test_version_from_the_real_command():
     """``vpd-ros --version`` prints the installed package version."""
-    exe = [VPD_ROS] if os.path.exists(VPD_ROS) else [sys.executable, '-m', 'vpd_ros.cli']
+    exe = [VPD_ROS] if os.path.exists(VPD_ROS) else [sys.executable, '-m', 'vpd_ros.apps.cli']
     result = subprocess.run(exe + ['--version'], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f'vpd-ros {package_version()}'

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vpd_ros.cli_infer import depth_to_png_mm, output_names, query_slugs
+from vpd_ros.apps.cli_infer import depth_to_png_mm, output_names, query_slugs
 from vpd_ros.data import render_scene
-from vpd_ros.shipped import NOTICES
+from vpd_ros.engine.shipped import NOTICES
 
 VPD_ROS = os.path.join(os.path.dirname(sys.executable), 'vpd-ros')
 LONG_QUERY = 'the red ball ' + 'that is next to the big blue cube on the left ' * 20
@@ -24,7 +24,7 @@ LONG_QUERY = 'the red ball ' + 'that is next to the big blue cube on the left ' 
 
 def vpd_ros(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real ``vpd-ros`` command and return its result."""
-    exe = [VPD_ROS] if os.path.exists(VPD_ROS) else [sys.executable, '-m', 'vpd_ros.cli']
+    exe = [VPD_ROS] if os.path.exists(VPD_ROS) else [sys.executable, '-m', 'vpd_ros.apps.cli']
     return subprocess.run(exe + list(args), capture_output=True, text=True, timeout=timeout)
 
 
@@ -95,7 +95,8 @@ def test_batch_outputs_never_overwrite_each_other(batch):
 @pytest.mark.parametrize('args, message', [
     (['missing.png'], 'missing.png: no such file or folder'),
     (['IMG', '-o', 'FILE'], 'output FILE exists and is not a folder'),
-    (['IMG', '--input-size', '100x100'], "size '100x100' must be positive multiples of 32"),
+    (['IMG', '--input-size', '100x100'], '--input-size [100, 100] must be [height, width], '
+                                         'positive multiples of 32'),
     (['IMG', '--input-size', '100', '100'], "size '100' must be HEIGHTxWIDTH, e.g. 480x640"),
     (['IMG', '-q', '   '], 'query 1 is empty'),
     (['IMG', '-q', 'the mug', '-q', ''], 'query 2 is empty'),
@@ -131,3 +132,25 @@ def test_depth_png_conversion_marks_invalid_as_zero():
     """NaN, non-positive and beyond-uint16 depths become 0 (the usual 'no depth' value)."""
     d = np.array([[1.2345, np.nan, -1.0, 70.0, 0.0004]], np.float32)
     np.testing.assert_array_equal(depth_to_png_mm(d), [[1234, 0, 0, 0, 0]])
+
+
+def test_engine_options_are_checked_by_the_engine_rules(capsys):
+    """The CLI takes choices and checks from engine.config: bad values stop parsing, named."""
+    import pytest
+
+    from vpd_ros.apps.cli import build_parser
+    from vpd_ros.apps.cli_common import engine_config_from_args, engine_spec_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(['eval', '--input-size', '64', '96', '--scene', '3',
+                              '--tasks', 'refer', '--weights', 'random:tiny'])
+    assert engine_config_from_args(args).input_size == (64, 96)
+    assert engine_spec_from_args(args).tasks == ('refer',)
+    assert (args.scene, args.mask_threshold) == (3, 0.5)
+    for bad, named in ((['--input-size', '64', '60'], 'multiples of 32'),
+                       (['--mask-threshold', '1.5'], 'must be in (0, 1)'),
+                       (['--scene', '-2'], '--scene'), (['--device', 'gpu'], '--device'),
+                       (['--dtype', 'float8'], 'float8')):
+        with pytest.raises(SystemExit):
+            parser.parse_args(['infer', 'x', *bad])
+        assert named in capsys.readouterr().err

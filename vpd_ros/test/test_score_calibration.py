@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from vpd_ros.score_calibration import FILENAME, MODEL_FILE, ScoreCalibration, file_sha256, \
+from vpd_ros.engine.score_calibration import FILENAME, MODEL_FILE, ScoreCalibration, file_sha256, \
     fit_logistic, mask_features, reliability
 
 

@@ -15,11 +15,12 @@ import torch
 from safetensors import safe_open
 
 from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
-from vpd_ros import shipped
-from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, VPDEngine
-from vpd_ros.evaluate import distinct_selections, evaluate_depth, evaluate_refer, rendered_depth, \
-    rendered_refer
-from vpd_ros.score_calibration import CHECK_SEEDS, FIT_SEEDS, collect, reliability
+from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
+from vpd_ros.apps.evaluate import (distinct_selections, evaluate_depth, evaluate_refer,
+                                   rendered_depth, rendered_refer)
+from vpd_ros.apps.calibrate_scores import collect
+from vpd_ros.engine import shipped
+from vpd_ros.engine.score_calibration import CHECK_SEEDS, FIT_SEEDS, reliability
 
 SEEDS = range(HELDOUT_SEEDS_START, HELDOUT_SEEDS_START + 20)
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
@@ -32,7 +33,7 @@ def engine():
     One intra-op thread is several times faster than two on a shared 2-core machine.
     """
     threads = torch.get_num_threads()
-    yield VPDEngine.load('tiny', config=EngineConfig(device='cpu', num_threads=1))
+    yield load_engine(EngineSpec(weights='tiny'), EngineConfig(device='cpu', num_threads=1))
     torch.set_num_threads(threads)
 
 
@@ -85,9 +86,8 @@ def test_loading_tiny_says_once_what_it_cannot_do(caplog, monkeypatch):
     """One warning line naming rendered rooms and the official checkpoints, once per process."""
     monkeypatch.setattr(shipped, '_said', set())
     with caplog.at_level(logging.WARNING, logger='vpd_ros'):
-        VPDEngine.load('tiny', ('depth',), EngineConfig(device='cpu'))
-        VPDEngine.load('tiny', ('depth',), EngineConfig(device='cpu'))
-        VPDEngine.load('random:tiny', ('depth',), EngineConfig(device='cpu'))
+        for weights in ('tiny', 'tiny', 'random:tiny'):
+            load_engine(EngineSpec(weights=weights, tasks=('depth',)), EngineConfig(device='cpu'))
     said = [r.getMessage() for r in caplog.records if r.name == 'vpd_ros']
     assert len(said) == 1 and '\n' not in said[0], said
     assert 'rendered rooms only' in said[0] and 'official VPD checkpoints' in said[0]

@@ -1,6 +1,7 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Tests for vpd_ros.visualize: what each debug picture shows, pixel by pixel where it matters."""
+"""Tests for vpd_ros.engine.visualize: what each debug picture shows, pixel by pixel where it
+matters."""
 
 import itertools
 
@@ -8,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 from vpd_ros.data import render_scene
-from vpd_ros.visualize import DEFAULT_COLORS, colorize_depth, depth_colorbar, depth_picture, \
-    depth_range, label_boxes, overlay_masks, side_by_side
+from vpd_ros.engine.visualize import DEFAULT_COLORS, colorize_depth, depth_colorbar, \
+    depth_picture, depth_range, label_boxes, overlay_masks, side_by_side
 
 H, W = 120, 160
 

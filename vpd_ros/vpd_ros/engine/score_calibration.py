@@ -6,23 +6,17 @@ A logistic model maps two plain mask statistics (mean foreground probability ins
 log10 of the image fraction it covers) to P(IoU >= 0.5 with the referred object). It is fitted
 on one range of held-out rendered scenes and checked on another; the fit and the check are
 stored next to the referring model (``refer/score_calibration.json``) and the engine uses it
-when present. Numpy only, no ROS, no torch.
-
-Reproduce or refresh (e.g. after retraining the shipped model)::
-
-    python -m vpd_ros.score_calibration --weights tiny --write
+when present. Numpy only, no ROS, no torch. ``python -m vpd_ros.apps.calibrate_scores`` fits it.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import os
-import sys
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -141,70 +135,6 @@ class ScoreCalibration:
         if cal.model_sha256 != file_sha256(os.path.join(folder, MODEL_FILE)):
             LOGGER.warning('vpd_ros: %s was fitted for other weights than %s: scores are the raw '
                            'mean mask probability; refresh it with: %s', path, MODEL_FILE,
-                           cal.command or 'python -m vpd_ros.score_calibration --write')
+                           cal.command or 'python -m vpd_ros.apps.calibrate_scores --write')
             return None
         return cal
-
-
-def collect(engine, seeds: Sequence[int], progress: bool = True) -> Tuple[np.ndarray, np.ndarray,
-                                                                         np.ndarray]:
-    """Run every expression of the rendered scenes; return (features, right, raw score)."""
-    from .evaluate import _progress, rendered_refer
-    from .metrics import ReferMeter
-
-    feats, right, raw, meter = [], [], [], ReferMeter()
-    for group in _progress(rendered_refer(seeds), len(seeds), progress, 'calibrate'):
-        pred = engine.predict(group.rgb, group.texts, depth=False)
-        feats.append(mask_features(pred.probs, pred.masks))
-        right += [meter.update(m, gt) >= IOU_RIGHT for m, gt in zip(pred.masks, group.masks)]
-        raw += [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(pred.probs, pred.masks)]
-    return np.concatenate(feats), np.asarray(right, np.float64), np.asarray(raw)
-
-
-def calibrate(engine, fit_seeds: Sequence[int], check_seeds: Sequence[int],
-              progress: bool = True) -> ScoreCalibration:
-    """Fit on ``fit_seeds``, then measure raw and calibrated scores on ``check_seeds``."""
-    x, y, _ = collect(engine, fit_seeds, progress)
-    w, b = fit_logistic(x, y)
-    cal = ScoreCalibration(weights=[float(v) for v in w], bias=b,
-                           fit_seeds=[fit_seeds[0], fit_seeds[-1] + 1],
-                           check_seeds=[check_seeds[0], check_seeds[-1] + 1])
-    xc, yc, raw = collect(engine, check_seeds, progress)
-    cal.check = {'raw': reliability(raw, yc), 'calibrated': reliability(cal.predict(xc), yc)}
-    return cal
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Fit the score calibration of a model and print (and with --write store) it."""
-    parser = argparse.ArgumentParser(prog='python -m vpd_ros.score_calibration',
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--weights', default='tiny', help='shipped model name or model folder')
-    parser.add_argument('--fit-seeds', default='{}:{}'.format(*FIT_SEEDS),
-                        help='rendered scene seeds start:stop to fit on')
-    parser.add_argument('--check-seeds', default='{}:{}'.format(*CHECK_SEEDS),
-                        help='rendered scene seeds start:stop to check on')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
-    parser.add_argument('--write', action='store_true',
-                        help=f'store {FILENAME} in the model\'s refer/ folder')
-    args = parser.parse_args(argv)
-    from .cli_train import parse_seeds
-    from .engine import EngineConfig, VPDEngine, model_folder
-
-    fit, check = parse_seeds(args.fit_seeds), parse_seeds(args.check_seeds)
-    engine = VPDEngine.load(args.weights, ('refer',),
-                            EngineConfig(device='cpu', num_threads=args.threads))
-    refer = os.path.join(model_folder(args.weights), 'refer')
-    cal = calibrate(engine, fit, check)
-    cal.model_sha256 = file_sha256(os.path.join(refer, MODEL_FILE))
-    cal.command = ('python -m vpd_ros.score_calibration --weights {} --fit-seeds {} '
-                   '--check-seeds {} --write').format(args.weights, args.fit_seeds,
-                                                      args.check_seeds)
-    print(json.dumps(asdict(cal), indent=2))
-    if args.write:
-        print('wrote', cal.save(refer))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -14,12 +14,12 @@ from .cli_common import Parser
 # (module, function adding the sub-command). None of these modules imports torch at import time,
 # so --help answers at once; the commands import it when they run.
 SUBCOMMANDS = [
-    ('vpd_ros.cli_infer', 'add_infer_parser'),
-    ('vpd_ros.cli_train', 'add_train_parser'),
-    ('vpd_ros.cli_train', 'add_eval_parser'),
-    ('vpd_ros.bench', 'add_bench_parser'),
-    ('vpd_ros.ros.demo', 'add_demo_parser'),
-    ('vpd_ros.ros.soak', 'add_soak_parser'),
+    ('vpd_ros.apps.cli_infer', 'add_infer_parser'),
+    ('vpd_ros.apps.cli_train', 'add_train_parser'),
+    ('vpd_ros.apps.cli_eval', 'add_eval_parser'),
+    ('vpd_ros.apps.bench', 'add_bench_parser'),
+    ('vpd_ros.apps.demo', 'add_demo_parser'),
+    ('vpd_ros.apps.soak', 'add_soak_parser'),
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cli_common import RawDescriptionHelpFormatter, add_engine_arguments
+from .cli_common import RawDescriptionHelpFormatter, add_engine_arguments, frame_settings
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 #: Images with more pixels than this are not run (reported as failed); see --max-megapixels.
@@ -124,7 +124,7 @@ def check_arguments(args: argparse.Namespace) -> Tuple[Optional[str], List[str]]
 
 def report_cut_queries(engine, queries: Sequence[str]) -> None:
     """Say which queries are longer than the model's text tokens and are cut."""
-    from .model.text import tokenize
+    from ..model.text import tokenize
 
     for q, cut in zip(queries, tokenize(list(queries), engine.token_length).truncated):
         if cut:
@@ -150,7 +150,7 @@ def process_image(engine, path: str, name: str, args: argparse.Namespace,
     """
     import cv2
 
-    from .visualize import depth_picture, overlay_masks, side_by_side
+    from ..engine.visualize import depth_picture, overlay_masks, side_by_side
 
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
@@ -165,7 +165,8 @@ def process_image(engine, path: str, name: str, args: argparse.Namespace,
              f'{memory_estimate(pixels, len(args.query)) / 2 ** 30:.2f} GiB of memory on top of '
              'the model')
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    pred = engine.predict(rgb, args.query, depth=engine.depth is not None)
+    pred = engine.predict(rgb, args.query, depth=engine.depth is not None,
+                          **frame_settings(args))
     stem = os.path.join(args.output, name)
     panels, titles = [bgr], ['input']
     if pred.depth is not None:
