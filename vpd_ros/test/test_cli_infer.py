@@ -142,12 +142,12 @@ def test_engine_options_are_checked_by_the_engine_rules(capsys):
     from vpd_ros.apps.cli_common import engine_config_from_args, engine_spec_from_args
 
     parser = build_parser()
-    args = parser.parse_args(['eval', '--input-size', '64', '96', '--scene', '3',
+    args = parser.parse_args(['eval', '--input-size', '64x96', '--scene', '3',
                               '--tasks', 'refer', '--weights', 'random:tiny'])
     assert engine_config_from_args(args).input_size == (64, 96)
     assert engine_spec_from_args(args).tasks == ('refer',)
     assert (args.scene, args.mask_threshold) == (3, 0.5)
-    for bad, named in ((['--input-size', '64', '60'], 'multiples of 32'),
+    for bad, named in ((['--input-size', '64x60'], 'multiples of 32'),
                        (['--mask-threshold', '1.5'], 'must be in (0, 1)'),
                        (['--scene', '-2'], '--scene'), (['--device', 'gpu'], '--device'),
                        (['--dtype', 'float8'], 'float8')):
