@@ -6,8 +6,10 @@ Thresholds sit below what was measured on held-out seeds (see weights/tiny/MODEL
 margin for the smaller sample used here.
 """
 
+import logging
 import os
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -16,6 +18,9 @@ from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
 from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
 from vpd_ros.apps.evaluate import (distinct_selections, evaluate_depth, evaluate_refer,
                                    rendered_depth, rendered_refer)
+from vpd_ros.apps.calibrate_scores import collect
+from vpd_ros.engine import shipped
+from vpd_ros.engine.score_calibration import CHECK_SEEDS, FIT_SEEDS, reliability
 
 SEEDS = range(HELDOUT_SEEDS_START, HELDOUT_SEEDS_START + 20)
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
@@ -77,8 +82,40 @@ def test_different_queries_select_different_objects(engine):
     assert varied >= 8, varied
 
 
+def test_loading_tiny_says_once_what_it_cannot_do(caplog, monkeypatch):
+    """One warning line naming rendered rooms and the official checkpoints, once per process."""
+    monkeypatch.setattr(shipped, '_said', set())
+    with caplog.at_level(logging.WARNING, logger='vpd_ros'):
+        for weights in ('tiny', 'tiny', 'random:tiny'):
+            load_engine(EngineSpec(weights=weights, tasks=('depth',)), EngineConfig(device='cpu'))
+    said = [r.getMessage() for r in caplog.records if r.name == 'vpd_ros']
+    assert len(said) == 1 and '\n' not in said[0], said
+    assert 'rendered rooms only' in said[0] and 'official VPD checkpoints' in said[0]
+
+
+def test_scores_are_calibrated_on_scenes_outside_the_fit(engine):
+    """Scores match how often masks are right, on scenes neither fitted nor checked on.
+
+    Brier score below the raw mean probability's, mean score near the rate of right masks
+    (IoU >= 0.5), right masks ranked above wrong ones; the engine's scores are these.
+    """
+    cal = engine.score_calibration
+    assert cal is not None, 'refer/score_calibration.json missing or fitted for other weights'
+    used = range(min(FIT_SEEDS[0], CHECK_SEEDS[0]), max(FIT_SEEDS[1], CHECK_SEEDS[1]))
+    seeds = range(used.stop, used.stop + 15)
+    features, right, raw = collect(engine, seeds, progress=False)
+    calibrated = reliability(cal.predict(features), right)
+    assert calibrated['brier'] < reliability(raw, right)['brier'], calibrated
+    assert abs(cal.predict(features).mean() - right.mean()) < 0.15
+    assert calibrated['auc'] >= SCORE_AUC_MIN, calibrated
+    scene = render_scene(seeds[0])
+    pred = engine.predict(scene.rgb, [r.text for r in scene.expressions], depth=False)
+    np.testing.assert_allclose(pred.scores, cal.score(pred.probs, pred.masks))
+
+
 # Measured on these seeds (MODEL_CARD.md) minus a margin.
 DEPTH_ABS_REL_MAX = 0.12  # measured 0.0965
 DEPTH_D1_MIN = 0.90  # measured 0.946
 REFER_MIOU_MIN = 0.35  # measured 0.440
 SELECTION_HIT_MIN = 0.50  # measured 0.60 (48 of 80)
+SCORE_AUC_MIN = 0.65  # measured 0.80 on 1600 expressions (refer/score_calibration.json)

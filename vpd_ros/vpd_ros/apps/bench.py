@@ -34,9 +34,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..engine.config import COMPILE_MODES, DTYPE_CHOICES
+from .cli_common import Parser, parse_model_size, parse_size
 from .measure import host_peak_mb, percentiles, reset_host_peak
 from ..engine.deploy.backends import BACKENDS, PRECISIONS
 
+BENCH_HELP = ('benchmark the engine (optionally against the naive baseline) or the node end to '
+              'end; prints the machine, per-stage times, percentiles and memory')
 #: Stage names in table order (those the engine did not run are left out).
 STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_head', 'refer',
           'refer_unet', 'refer_head', 'postprocess', 'total')
@@ -509,32 +512,27 @@ def node_markdown(latency: Dict[str, float], stages: Dict[str, float],
     return '\n'.join(lines)
 
 
-def _size(text: str) -> List[int]:
-    parts = [int(v) for v in text.lower().replace('x', ' ').replace(',', ' ').split()]
-    if len(parts) != 2 or min(parts) <= 0:
-        raise argparse.ArgumentTypeError(f'size {text!r} must be HEIGHTxWIDTH, e.g. 480x640')
-    return parts
-
-
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Add the benchmark options to ``p`` (imports no torch: ``vpd-ros --help`` stays fast)."""
     p.add_argument('--weights', default=None,
                    help='tiny (shipped), random:<preset> (e.g. random:sd15) or a model folder '
                         '(default: shipped tiny, else random:tiny)')
-    p.add_argument('--tasks', default='both', choices=('both', 'depth', 'refer'))
-    p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    p.add_argument('--tasks', default='both', choices=('both', 'depth', 'refer'),
+                   help='models to run')
+    p.add_argument('--device', default='auto', help='auto (CUDA when available), cpu, cuda or '
+                   'cuda:N')
     p.add_argument('--dtype', default='auto', choices=DTYPE_CHOICES,
                    help='optimized engine dtype (the baseline is always float32)')
-    p.add_argument('--input-size', type=_size, default=None,
-                   help='model input HEIGHTxWIDTH, multiples of 32 (default: native)')
-    p.add_argument('--frame-size', type=_size, default=[480, 640],
-                   help='camera frame HEIGHTxWIDTH (default 480x640)')
+    p.add_argument('--input-size', type=parse_model_size, default=None, metavar='HEIGHTxWIDTH',
+                   help='model input size, multiples of 32 (default: the model\'s native)')
+    p.add_argument('--frame-size', type=parse_size, default='480x640', metavar='HEIGHTxWIDTH',
+                   help='camera frame size')
     p.add_argument('--queries', type=int, nargs='+', default=[1],
-                   help='numbers of queries per frame, one table column each (default 1)')
+                   help='numbers of queries per frame, one table column each')
     p.add_argument('--iterations', type=int, default=20, help='timed frames per engine')
     p.add_argument('--warmup', type=int, default=3, help='untimed frames per engine first')
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
-                   help='torch.compile mode of the optimized engine (default none; CUDA)')
+                   help='torch.compile mode of the optimized engine (CUDA)')
     p.add_argument('--threads', type=int, default=None,
                    help='CPU threads (torch.set_num_threads); default: torch\'s choice')
     p.add_argument('--compare-baseline', action='store_true',
@@ -555,14 +553,13 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--duration', type=float, default=20.0, help='--node: measured seconds')
     p.add_argument('--warmup-s', type=float, default=5.0, help='--node: unmeasured seconds')
     p.add_argument('--rate', type=float, default=30.0, help='--node: camera frames per second')
-    p.add_argument('--json', default='', help='write the full report as JSON to this file')
-    p.add_argument('--markdown', default='', help='write the table as markdown to this file')
+    p.add_argument('--json', help='write the full report as JSON to this file')
+    p.add_argument('--markdown', help='write the table as markdown to this file')
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``bench`` on the ``vpd-ros`` command."""
-    p = subparsers.add_parser('bench', help='benchmark the engine (optionally against the '
-                              'naive baseline) or the node end to end')
+    p = subparsers.add_parser('bench', help=BENCH_HELP, description=BENCH_HELP)
     add_bench_arguments(p)
     p.set_defaults(func=run_bench)
 
@@ -599,8 +596,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``python -m vpd_ros.apps.bench [options]``."""
-    parser = argparse.ArgumentParser(prog='vpd-ros bench', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog='vpd-ros bench', description=BENCH_HELP)
     add_bench_arguments(parser)
     return run_bench(parser.parse_args(argv))
 

@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
+import importlib.metadata
 import sys
 from typing import List, Optional
 
-# (module, function adding the sub-command); modules are imported lazily to keep --help fast.
+from .cli_common import Parser
+
+# (module, function adding the sub-command). None of these modules imports torch at import time,
+# so --help answers at once; the commands import it when they run.
 SUBCOMMANDS = [
     ('vpd_ros.apps.cli_infer', 'add_infer_parser'),
     ('vpd_ros.apps.cli_train', 'add_train_parser'),
@@ -21,9 +24,20 @@ SUBCOMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def package_version() -> str:
+    """Return the installed vpd_ros version (from the package metadata)."""
+    try:
+        return importlib.metadata.version('vpd_ros')
+    except importlib.metadata.PackageNotFoundError:
+        return 'unknown (not installed)'
+
+
+def build_parser() -> Parser:
     """Return the ``vpd-ros`` argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog='vpd-ros', description=__doc__)
+    parser = Parser(prog='vpd-ros', description='VPD metric depth and referred object masks: '
+                    'run them on image files, evaluate, train, benchmark, the offline demo and '
+                    'the soak test. "vpd-ros <command> --help" describes each command.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {package_version()}')
     subparsers = parser.add_subparsers(dest='command', required=True)
     for module, function in SUBCOMMANDS:
         getattr(importlib.import_module(module), function)(subparsers)

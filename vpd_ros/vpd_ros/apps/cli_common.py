@@ -1,6 +1,8 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Command-line options shared by the ``vpd-ros`` sub-commands: which weights, device, dtype.
+"""What the ``vpd-ros`` sub-commands share: the parser style, sizes, the model options.
+
+Nothing here imports torch: ``vpd-ros --help`` must not wait for it.
 
 Choices and checks come from :mod:`vpd_ros.engine.config`; loading goes through
 :func:`vpd_ros.engine.load_engine`, as in the node.
@@ -25,15 +27,53 @@ def _checked(option: str, convert: Callable[[str], Any]) -> Callable[[str], Any]
     return parse
 
 
-class _InputSize(argparse.Action):
-    """Check --input-size H W by the engine's rule once both values are read."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Show an option's default once: appended unless its help says it; none for None, off, []."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: Any = None) -> None:
-        try:
-            setattr(namespace, self.dest, check_option('input_size', values, '--input-size'))
-        except ValueError as error:
-            parser.error(str(error))
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ''
+        if ('(default' in text or not action.option_strings
+                or any(action.default is v for v in (None, False, argparse.SUPPRESS))
+                or action.default == []):
+            return text
+        return f'{text} (default: %(default)s)'
+
+
+class RawDescriptionHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """:class:`HelpFormatter` that keeps the description's line breaks."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage dump) with exit code 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault('formatter_class', HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:
+        """Print ``<prog>: error: <message>`` and exit with 2 (the usage error code)."""
+        self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+
+
+def parse_size(text: str) -> tuple:
+    """Parse ``HEIGHTxWIDTH`` (e.g. ``480x640``) into (height, width) positive ints."""
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'size {text!r} must be HEIGHTxWIDTH, e.g. 480x640'
+                                         ) from None
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f'size {text!r} must be positive')
+    return height, width
+
+
+def parse_model_size(text: str) -> tuple:
+    """Parse a model input ``HEIGHTxWIDTH`` and check it by the engine's rule."""
+    size = parse_size(text)
+    try:
+        return check_option('input_size', size, '--input-size')
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,25 +87,30 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                        '(overrides --weights)')
     group.add_argument('--sd15', default='', help='SD-1.5 diffusers folder or single file: the '
                        'CLIP text tower for the official referring checkpoint')
-    group.add_argument('--tasks', default='depth,refer', help='comma-separated: depth, refer')
+    group.add_argument('--tasks', default='depth,refer', help='models to load, comma-separated: '
+                       'depth, refer')
     group.add_argument('--device', default='auto', type=_checked('device', str),
-                       help='auto, cpu, cuda, cuda:N')
-    group.add_argument('--dtype', default='auto', choices=DTYPE_CHOICES)
+                       help='auto (CUDA when available), cpu, cuda, cuda:N')
+    group.add_argument('--dtype', default='auto', choices=DTYPE_CHOICES,
+                       help='auto: float16 on CUDA, float32 on CPU')
     group.add_argument('--compile', default='none', choices=COMPILE_MODES,
                        help='torch.compile mode of the backbones')
-    group.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'), action=_InputSize,
-                       help='model input size (multiples of 32); default: the model\'s native')
+    group.add_argument('--input-size', type=parse_model_size, metavar='HEIGHTxWIDTH',
+                       help='model input size, multiples of 32, e.g. 256x320 (default: the '
+                       'model\'s native square size)')
     group.add_argument('--scene', type=_checked('scene', int), default=FRAME_DEFAULTS['scene'],
-                       help='depth scene-class id (default: mean embedding)')
+                       help='depth scene-class id (default: the mean of the class embeddings)')
     group.add_argument('--mask-threshold', type=_checked('mask_threshold', float),
-                       default=FRAME_DEFAULTS['mask_threshold'])
-    group.add_argument('--tta', action='store_true', help='official depth test-time augmentation')
+                       default=FRAME_DEFAULTS['mask_threshold'],
+                       help='foreground probability above which a pixel is in a mask')
+    group.add_argument('--tta', action='store_true', help='official depth test-time augmentation '
+                       '(shifted windows + flip; slower)')
 
 
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
     """Build the EngineConfig the options describe."""
     return EngineConfig(device=args.device, dtype=args.dtype, compile=args.compile,
-                        input_size=tuple(args.input_size) if args.input_size else None,
+                        input_size=args.input_size,
                         tta=args.tta)
 
 

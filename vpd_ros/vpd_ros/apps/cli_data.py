@@ -26,13 +26,14 @@ def add_data_arguments(p: argparse.ArgumentParser, default_seeds: str) -> None:
     g = p.add_argument_group('data')
     g.add_argument('--data', choices=DATA_KINDS, default='rendered',
                    help='rendered scenes, NYUv2, RefCOCO-family, or a user folder/JSON')
-    g.add_argument('--seeds', type=parse_seeds, default=parse_seeds(default_seeds),
-                   help='rendered scene seeds start:stop (default %(default)s)')
+    g.add_argument('--seeds', type=parse_seeds, default=default_seeds,
+                   help='rendered scene seeds start:stop (stop excluded)')
     g.add_argument('--root', help='NYU data root (--list paths are relative to it) or RefCOCO '
                    'data root (holding <dataset>/refs(<split-by>).p and images/)')
     g.add_argument('--list', dest='list_file', help='NYU filenames file (<rgb> <depth> <focal>)')
-    g.add_argument('--dataset', default='refcoco', help='refcoco, refcoco+ or refcocog')
-    g.add_argument('--split-by', default='unc', help='unc, umd or google')
+    g.add_argument('--dataset', default='refcoco', help='RefCOCO family: refcoco, refcoco+ or '
+                   'refcocog')
+    g.add_argument('--split-by', default='unc', help='RefCOCO split author: unc, umd or google')
     g.add_argument('--split', default='val', help='RefCOCO split, e.g. val, testA')
     g.add_argument('--image-root', help='COCO train2014 folder (default under --root)')
     g.add_argument('--folder', help='user depth folder (rgb/, depth/)')

@@ -15,12 +15,15 @@ from .cli_data import add_data_arguments, depth_reader, refer_reader
 def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``eval`` to an argparse sub-parser set and return its parser."""
     p = subparsers.add_parser('eval', help='print official depth/referring metrics of a model',
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              description='Print the official depth and referring metrics of a '
+                              'model on rendered rooms, NYUv2, RefCOCO or your own data.')
     add_engine_arguments(p)
     p.add_argument('--limit', type=int, default=0, help='evaluate at most N samples (0: all)')
     p.add_argument('--eigen-crop', action='store_true', help='NYUv2 Eigen crop (480x640 only)')
-    p.add_argument('--min-depth', type=float, default=1e-3)
-    p.add_argument('--max-depth', type=float, default=10.0)
+    p.add_argument('--min-depth', type=float, default=1e-3,
+                   help='ground-truth depths below this (m) are not scored')
+    p.add_argument('--max-depth', type=float, default=10.0,
+                   help='ground-truth depths above this (m) are not scored')
     p.add_argument('--json-out', help='also write the metrics to this JSON file')
     add_data_arguments(p, '1000000:1000200')
     p.set_defaults(func=run_eval)

@@ -32,6 +32,9 @@ TRAIN_DEFAULTS: Dict[Tuple[str, str], Dict[str, float]] = {
 }
 VAE_DEFAULTS = {'lr': 1e-3, 'min_lr': 0.0, 'weight_decay': 0.0, 'unet_lr_mult': 1.0,
                 'text_lr_mult': 1.0, 'dice_weight': 0.0}
+TRAIN_HELP = ('Train a VPD depth or referring model (or the tiny preset\'s autoencoder) with the '
+              'paper\'s losses and schedules, on rendered rooms, NYUv2, RefCOCO or your own data. '
+              'See weights/tiny/MODEL_CARD.md for the recipe of the shipped model.')
 CLASS_TEMPLATES = ('a photo of a {}.', 'a picture of a {}.', 'an image of a {}.',
                    'a photo of the {}.', 'a rendering of a {}.')
 
@@ -39,10 +42,11 @@ CLASS_TEMPLATES = ('a photo of a {}.', 'a picture of a {}.', 'an image of a {}.'
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``train`` to an argparse sub-parser set and return its parser."""
     p = subparsers.add_parser('train', help='train a VPD depth/referring model or the tiny VAE',
-                              description=__doc__,
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--task', choices=TRAIN_TASKS, required=True)
-    p.add_argument('--preset', choices=('tiny', 'sd15'), default='tiny')
+                              description=TRAIN_HELP)
+    p.add_argument('--task', choices=TRAIN_TASKS, required=True,
+                   help='what to train: the tiny autoencoder, depth or referring')
+    p.add_argument('--preset', choices=('tiny', 'sd15'), default='tiny',
+                   help='model sizes: tiny (CPU) or sd15 (the paper\'s)')
     p.add_argument('--out', required=True, help='output folder (model + checkpoint/)')
     p.add_argument('--init', help="start weights: 'sd15:<SD-1.5 folder or file>' or a vpd_ros "
                    'model folder (default: fresh preset initialisation)')
@@ -52,25 +56,29 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "sets the scene-class embeddings (pooled CLIP output of 'a photo of a "
                    "<class>.' templates, as VPD)")
     p.add_argument('--class-names', default='room', help='depth: comma-separated scene classes')
-    p.add_argument('--steps', type=int, default=1000)
-    p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--image-size', type=int, help='square training input side '
-                   '(default: the preset image_size)')
+    p.add_argument('--steps', type=int, default=1000, help='optimizer steps')
+    p.add_argument('--batch-size', type=int, default=8, help='samples per step')
+    p.add_argument('--image-size', type=int, metavar='SIDE', help='square training input side, '
+                   'pixels (default: the preset\'s image_size)')
     p.add_argument('--crop', type=int, default=0, help='vae: train on random crops of this side '
                    'taken from --image-size inputs (0: whole images)')
-    p.add_argument('--lr', type=float, help='peak (depth) / initial (refer, vae) learning rate')
-    p.add_argument('--min-lr', type=float, help='depth schedule floor')
-    p.add_argument('--weight-decay', type=float)
+    p.add_argument('--lr', type=float, help='peak (depth) / initial (refer, vae) learning rate '
+                   '(default: the preset and task\'s)')
+    p.add_argument('--min-lr', type=float, help='depth schedule floor (default: the preset\'s)')
+    p.add_argument('--weight-decay', type=float, help='AdamW weight decay (default: the '
+                   'preset and task\'s)')
     p.add_argument('--unet-lr-mult', type=float, help='UNet lr multiplier (sd15 depth: 0.01)')
     p.add_argument('--text-lr-mult', type=float, help='text tower lr multiplier (0 = frozen)')
     p.add_argument('--dice-weight', type=float, help='refer: weight of an added Dice loss '
                    '(not official; tiny default 1.0, sd15 0)')
-    p.add_argument('--grad-clip', type=float, default=0.0)
-    p.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32')
+    p.add_argument('--grad-clip', type=float, default=0.0,
+                   help='clip the gradient norm to this (0: no clipping)')
+    p.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32',
+                   help='training arithmetic (fp16/bf16 autocast on CUDA)')
     p.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0, help='random seed (initialisation, sampling)')
     p.add_argument('--resume', action='store_true', help='continue from <out>/checkpoint')
-    p.add_argument('--save-every', type=int, default=200)
+    p.add_argument('--save-every', type=int, default=200, help='checkpoint every N steps')
     p.add_argument('--save-dtype', choices=('float32', 'float16'), default='float32',
                    help='dtype of the final weights (float16 for shipping)')
     p.add_argument('--cache', default='/tmp/vpd_ros_scene_cache',

@@ -26,21 +26,27 @@ import numpy as np
 from . import rosenv
 from ..data import HELDOUT_SEEDS_START, render_scene
 from .metrics import DepthMeter, ReferMeter, format_metrics
-from ..engine.visualize import colorize_depth, overlay_masks, side_by_side
+from ..engine.visualize import colorize_depth, depth_picture, overlay_masks, side_by_side
 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``demo``."""
-    p = subparsers.add_parser('demo', help='run node + simulated camera offline and score them')
-    p.add_argument('--weights', default='tiny', help='model for the node (default: shipped tiny)')
-    p.add_argument('--device', default='auto')
+    p = subparsers.add_parser('demo', help='run node + simulated camera offline and score them',
+                              description='Start vpd_node with the shipped model and a simulated '
+                              'camera streaming held-out rendered rooms, query it over DDS, print '
+                              'metrics against the ground truth and write a picture. Loopback '
+                              'only; it ends by itself.')
+    p.add_argument('--weights', default='tiny', help='model for the node')
+    p.add_argument('--device', default='auto', help='auto (CUDA when available), cpu, cuda or '
+                   'cuda:N')
     p.add_argument('--scenes', type=int, default=4, help='rendered rooms to show')
     p.add_argument('--seed-start', type=int, default=HELDOUT_SEEDS_START,
-                   help='first scene seed (held-out seeds by default)')
+                   help='first scene seed (the held-out seeds start here)')
     p.add_argument('--rate', type=float, default=2.0, help='camera frames per second')
-    p.add_argument('--frames-per-scene', type=int, default=8)
+    p.add_argument('--frames-per-scene', type=int, default=8,
+                   help='camera frames sent per room')
     p.add_argument('--output', '-o', default='demo-output', help='folder for the picture')
-    p.add_argument('--timeout', type=float, default=240.0, help='give up after this many s')
+    p.add_argument('--timeout', type=float, default=240.0, help='give up after this many seconds')
     p.set_defaults(func=run_demo)
 
 
@@ -186,7 +192,7 @@ def score_and_draw(results: List[SceneResult], width: int, height: int,
         truth = overlay_masks(cv2.cvtColor(colorize_depth(scene.depth, lo, hi),
                                            cv2.COLOR_BGR2RGB), gts, r.queries)
         rows.append(side_by_side(
-            [cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR), colorize_depth(r.depth, lo, hi),
+            [cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR), depth_picture(r.depth, lo, hi),
              overlay_masks(scene.rgb, masks, r.queries), truth],
             ['input', 'predicted depth', 'masks', 'ground truth']))
     os.makedirs(out_dir, exist_ok=True)

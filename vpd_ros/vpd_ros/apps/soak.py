@@ -32,6 +32,7 @@ import numpy as np
 
 from . import rosenv
 from .measure import ProcessSample, percentiles, process_sample
+from .cli_common import parse_size
 
 #: Default soak length, seconds (the issue's 10 minutes).
 DEFAULT_DURATION_S = 600.0
@@ -210,22 +211,23 @@ def add_soak_parser(subparsers: argparse._SubParsersAction) -> None:
 def add_soak_arguments(p: argparse.ArgumentParser) -> None:
     """Add the soak options to ``p``."""
     p.add_argument('--duration', type=float, default=DEFAULT_DURATION_S,
-                   help='soak window in seconds, after warm-up (default 600)')
+                   help='soak window in seconds, after warm-up')
     p.add_argument('--warmup', type=float, default=15.0,
-                   help='seconds after the first output that are not measured (default 15)')
+                   help='seconds after the first output that are not measured')
     p.add_argument('--weights', default=None,
                    help='model for the node (default: shipped tiny, else random:tiny)')
-    p.add_argument('--device', default='auto')
+    p.add_argument('--device', default='auto', help='auto (CUDA when available), cpu, cuda or '
+                   'cuda:N')
     p.add_argument('--query', default='the chair',
                    help='standing query, so the referring head runs too ("" = depth only)')
     p.add_argument('--rate', type=float, default=30.0, help='camera frames per second')
-    p.add_argument('--width', type=int, default=640)
-    p.add_argument('--height', type=int, default=480)
+    p.add_argument('--frame-size', type=parse_size, default='480x640', metavar='HEIGHTxWIDTH',
+                   help='camera frame size')
     p.add_argument('--max-memory-slope', type=float, default=DEFAULT_MAX_MEMORY_SLOPE,
-                   help=f'fail above this RSS growth, MB/min (default {DEFAULT_MAX_MEMORY_SLOPE})')
+                   help='fail above this RSS growth, MB/min')
     p.add_argument('--max-p99-ms', type=float, default=DEFAULT_MAX_P99_MS,
-                   help=f'fail above this latency p99, ms (default {DEFAULT_MAX_P99_MS:g})')
-    p.add_argument('--json', default='', help='also write the report as JSON to this file')
+                   help='fail above this latency p99, ms')
+    p.add_argument('--json', help='also write the report as JSON to this file')
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -234,8 +236,6 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f'--{name.replace("_", "-")} {getattr(args, name)!r} must be > 0')
     if args.warmup < 0:
         raise ValueError(f'--warmup {args.warmup!r} must be >= 0')
-    if args.width < 1 or args.height < 1:
-        raise ValueError(f'--width/--height {args.width}x{args.height} must be >= 1')
 
 
 def measure(client: SoakClient, node: rosenv.RosProcess, camera: rosenv.RosProcess,
@@ -326,8 +326,9 @@ def run_soak(args: argparse.Namespace) -> int:
     node_cmd = rosenv.executable('vpd_node') + [
         '--ros-args', '-p', f'weights:={weights}', '-p', f'device:={args.device}',
         '-p', 'autostart:=true', '-p', f'default_query:={args.query}']
-    camera_cmd = camera_command(args.rate, args.width, args.height)
-    print(f'vpd-ros soak: {args.duration:.0f} s at {args.rate:g} Hz {args.width}x{args.height}, '
+    height, width = args.frame_size
+    camera_cmd = camera_command(args.rate, width, height)
+    print(f'vpd-ros soak: {args.duration:.0f} s at {args.rate:g} Hz {height}x{width}, '
           f'weights {weights}; ROS domain {env["ROS_DOMAIN_ID"]}, loopback only, logs in {tmp}',
           flush=True)
     report = SoakReport(duration_s=args.duration, weights=weights)

@@ -12,6 +12,7 @@ from typing import Optional
 
 from .config import TASKS, EngineConfig, EngineSpec
 from .runner import VPDEngine
+from .shipped import shipped_notice
 
 PACKAGE_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'weights')
 
@@ -41,12 +42,19 @@ def load_engine(spec: EngineSpec, config: Optional[EngineConfig] = None) -> VPDE
     weights = spec.weights.strip()
     if weights.startswith('random:'):
         return cls.from_preset(weights.split(':', 1)[1], spec.tasks, config=config)
+    engine = cls.from_pretrained(model_folder(weights), spec.tasks, config)
+    shipped_notice(weights)
+    return engine
+
+
+def model_folder(weights: str) -> str:
+    """Return the folder of a shipped model name (``tiny``) or of a model folder path."""
     shipped = os.path.join(PACKAGE_WEIGHTS, weights)
     if os.sep not in weights and os.path.isdir(shipped):
-        return cls.from_pretrained(shipped, spec.tasks, config)
+        return shipped
     if not os.path.isdir(weights):
         known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
         raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
                                 f'({", ".join(known) or "none shipped"}) and not '
                                 'random:<preset>')
-    return cls.from_pretrained(weights, spec.tasks, config)
+    return weights

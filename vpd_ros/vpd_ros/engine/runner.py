@@ -32,6 +32,7 @@ from ..model.depth import check_scene_ids
 from ..model.text import tokenize
 from .config import FRAME_DEFAULTS, EngineConfig, check_option, check_tasks
 from .stage_clock import HostEvent, StageClock
+from .score_calibration import ScoreCalibration
 from .tta import shift_window_flip
 
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
@@ -47,7 +48,10 @@ class Prediction:
         depth: (H, W) float32 metres, or ``None`` when depth was not requested.
         masks: (Q, H, W) bool, one per query.
         probs: (Q, H, W) float32 foreground probability.
-        scores: per query, mean foreground probability inside its mask (0 when empty).
+        scores: per query, the estimated probability that its mask is the referred object
+            (IoU >= 0.5) when the model has a score calibration (the shipped ``tiny`` has one,
+            fitted on held-out rendered rooms), else the mean foreground probability inside
+            the mask; 0 for an empty mask.
         truncated: per query, whether the text was cut to the model's token length.
         timings: milliseconds per stage (preprocess, vae, text, depth, refer, postprocess, total);
             ``depth`` and ``refer`` are further split into ``*_unet`` (the backbone forward)
@@ -124,6 +128,8 @@ class VPDEngine:
         self.input_size = self.config.input_size or (int(native), int(native))
         self._text_cache: 'OrderedDict[str, Tuple[torch.Tensor, bool]]' = OrderedDict()
         self._scene_cache: Optional[Tuple[int, torch.Tensor]] = None
+        #: Turns mask statistics into calibrated scores; set by from_pretrained when present.
+        self.score_calibration: Optional[ScoreCalibration] = None
         self._lock = threading.Lock()
         #: torch.compile captures CUDA graphs: one graph step per frame, no second stream.
         self.uses_cuda_graphs = (self.device.type == 'cuda'
@@ -225,7 +231,10 @@ class VPDEngine:
                     raise FileNotFoundError(f'{sub} not found: task {task!r} needs a {task}/ '
                                             f'folder in {folder}')
                 models[task] = model_cls.from_pretrained(sub)
-        return cls(models.get('depth'), models.get('refer'), config)
+        engine = cls(models.get('depth'), models.get('refer'), config)
+        if engine.refer is not None:
+            engine.score_calibration = ScoreCalibration.load(os.path.join(folder, 'refer'))
+        return engine
 
     @classmethod
     def from_official(cls, depth_checkpoint: Optional[str], refer_checkpoint: Optional[str],
@@ -452,7 +461,10 @@ class VPDEngine:
         with clock.stage('postprocess'):
             out_depth, probs = self._postprocess(depth_out, logits, (h, w))
             masks = probs > mask_threshold
-            scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
+            if self.score_calibration is not None:
+                scores = self.score_calibration.score(probs, masks)
+            else:
+                scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
         t = clock.resolve()
         for task in ('depth', 'refer'):
             if task in t:
