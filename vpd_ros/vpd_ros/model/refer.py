@@ -72,6 +72,14 @@ class SimpleDecoding(nn.Module):
         return self.conv1_1(x)
 
 
+def logits_at_input_size(logits: torch.Tensor, latents: torch.Tensor,
+                         size: Sequence[int]) -> torch.Tensor:
+    """Resize stride-8 logits to the padded image (bilinear, align_corners) and crop to size."""
+    padded = (latents.shape[-2] * 8, latents.shape[-1] * 8)
+    logits = F.interpolate(logits, size=padded, mode='bilinear', align_corners=True)
+    return logits[:, :, :int(size[0]), :int(size[1])]
+
+
 class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
     """Language-referred segmentation (VPD, RefCOCO head).
 
@@ -127,10 +135,8 @@ class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
         if text_embeddings.shape[0] != latents.shape[0]:
             raise ValueError(f'{text_embeddings.shape[0]} texts for {latents.shape[0]} images')
         context = self.backbone.condition(text_embeddings.to(latents.dtype))
-        logits = self.classifier(self.backbone(latents, context))
-        padded = (latents.shape[-2] * 8, latents.shape[-1] * 8)
-        logits = F.interpolate(logits, size=padded, mode='bilinear', align_corners=True)
-        return logits[:, :, :int(size[0]), :int(size[1])]
+        return logits_at_input_size(self.classifier(self.backbone(latents, context)), latents,
+                                    size)
 
     def forward(self, images: torch.Tensor, text: Optional[Sequence[str]] = None,
                 text_embeddings: Optional[torch.Tensor] = None,
