@@ -1,6 +1,6 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""EVP models: official-layout loading, token ids, and the head formulas the specification states."""
+"""EVP models: official-layout loading, token ids and the head formulas the specification states."""
 
 import argparse
 import math
@@ -39,6 +39,7 @@ def refer_extras():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 4.3 GB written, read and summed: minutes on busy cores
 @pytest.mark.parametrize('kind', ['evp_depth', 'evp_refer'])
 def test_full_size_official_layout_loads_strictly(tmp_path, kind):
     """Every tensor of an official-layout EVP file lands in the model exactly once."""

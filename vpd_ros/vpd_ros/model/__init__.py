@@ -11,4 +11,5 @@ from .refer import VPDRefer, VPDReferOutput
 from .text import TextFeatures, load_tokenizer, tokenize
 
 __all__ = ['CheckpointMismatchError', 'EVPDepth', 'EVPRefer', 'PRESETS', 'TextFeatures',
-           'VPDDepth', 'VPDDepthOutput', 'VPDRefer', 'VPDReferOutput', 'get_preset', 'load_tokenizer', 'tokenize']
+           'VPDDepth', 'VPDDepthOutput', 'VPDRefer', 'VPDReferOutput', 'get_preset',
+           'load_tokenizer', 'tokenize']

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # The official head configures alpha = 1000, but its attractor calls the distance function
-# without it, so the function's default of 300 is what runs (and what the weights were trained with).
+# without it, so the function's default of 300 is what runs (and what the weights were trained
+# with).
 ATTRACTOR_ALPHA = 300.0
 ATTRACTOR_GAMMA = 2
 
@@ -33,7 +34,7 @@ def inverse_attractor(dx: torch.Tensor, alpha: float = ATTRACTOR_ALPHA,
 
 
 def log_binomial_coefficient(n: torch.Tensor, k: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Stirling-type ``log C(n, k)``: ``n ln n - k ln k - (n-k) ln(n-k+eps)``, n, k shifted by eps."""
+    """Stirling-type ``log C(n, k)``: ``n ln n - k ln k - (n-k) ln(n-k+eps)``, n, k plus eps."""
     n, k = n + eps, k + eps
     return n * torch.log(n) - k * torch.log(k) - (n - k) * torch.log(n - k + eps)
 
@@ -89,7 +90,7 @@ class LogBinomial(nn.Module):
 
 
 class ConditionalLogBinomial(nn.Module):
-    """Per-pixel success probability p and temperature T from features, then :class:`LogBinomial`."""
+    """Per-pixel success probability p and temperature T from features -> :class:`LogBinomial`."""
 
     def __init__(self, in_channels: int, condition_channels: int, n_classes: int,
                  min_temp: float, max_temp: float, p_eps: float = 1e-4) -> None:

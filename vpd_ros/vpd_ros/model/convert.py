@@ -29,8 +29,8 @@ WHERE_TO_GET = {
              'github.com/wl-zhao/VPD',
     'refer': 'vpd_ris_refcoco.pth / vpd_ris_refcoco+.pth / vpd_ris_gref.pth: the Tsinghua Cloud '
              'links in the refer/README.md of github.com/wl-zhao/VPD',
-    'evp_depth': 'best_model_nyu.ckpt (EVP, NYUv2): the files of the Hugging Face Space MykolaL/evp '
-                 '(named in app.py of github.com/Lavreniuk/EVP)',
+    'evp_depth': 'best_model_nyu.ckpt (EVP, NYUv2): the files of the Hugging Face Space '
+                 'MykolaL/evp (named in app.py of github.com/Lavreniuk/EVP)',
     'evp_refer': 'best_model_refcoco.pth (EVP, RefCOCO): the files of the Hugging Face Space '
                  'MykolaL/evp (named in app.py of github.com/Lavreniuk/EVP)',
     'sd15': 'Stable Diffusion 1.5: a diffusers folder (unet/ vae/ text_encoder/) or '

@@ -1,7 +1,9 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""What EVP's depth and referring models share: the CLIP text tower inside the model, token-id
-input, IMAFR widths that follow the token length, and the official-checkpoint loader.
+"""What EVP's depth and referring models share beyond VPD's backbone.
+
+The CLIP text tower inside the model, token-id input, IMAFR widths that follow the token length,
+and the official-checkpoint loader.
 """
 
 from __future__ import annotations

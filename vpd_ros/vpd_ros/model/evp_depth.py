@@ -1,7 +1,9 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""EVP depth: VPD's backbone (attention maps on, latents / 5.07543) -> IMAFR -> VPD's neck and
-decoder -> ZoeDepth-style metric bins. Conditioned on a caption through CLIP inside the model.
+"""EVP depth: VPD's backbone, IMAFR, VPD's neck and decoder, then ZoeDepth-style metric bins.
+
+The backbone keeps attention maps on and divides latents by 5.07543; the caption goes through the
+CLIP text tower inside the model.
 """
 
 from __future__ import annotations
@@ -102,6 +104,6 @@ class EVPDepth(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
 
     @classmethod
     def from_official_checkpoint(cls, path: str, preset: str = 'sd15') -> 'EVPDepth':
-        """Load EVP's ``best_model_nyu.ckpt`` (``{'model': sd}``) strictly; the file runs no code."""
+        """Load EVP's ``best_model_nyu.ckpt`` (``{'model': sd}``) strictly; it runs no code."""
         return load_official(cls, path, 'evp_depth', preset, EVP_DEPTH_PREFIXES,
                              depth_token_length)
