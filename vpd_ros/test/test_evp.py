@@ -10,10 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from official_layout import export_official, official_keys, random_official_state
-from vpd_ros.model import CheckpointMismatchError, EVPDepth, EVPRefer, get_preset
+from vpd_ros.model import (CheckpointMismatchError, EVPDepth, EVPRefer, VPDDepth, VPDRefer,
+                           get_preset)
 from vpd_ros.model.bins import InverseAttractor, LogBinomial, log_binomial_coefficient
-from vpd_ros.model.convert import EVP_DEPTH_PREFIXES, EVP_REFER_PREFIXES
+from vpd_ros.model.convert import (DEPTH_PREFIXES, EVP_DEPTH_PREFIXES, EVP_REFER_PREFIXES,
+                                   REFER_PREFIXES)
 from vpd_ros.model.imafr import AttentionDownsamplingModule, group_count
+from vpd_ros.model.official import classify_checkpoint, load_official_checkpoint
 from vpd_ros.tta import shift_window_flip
 from test_official_checkpoints import fingerprints
 
@@ -236,3 +239,26 @@ def test_official_window_spacing_fills_the_right_edge():
     assert starts == [16] and torch.isfinite(out).all()
     assert torch.equal(out[..., :634], image[:, :1, :, :634])
     assert (out[..., 634:] == 633.0).all()
+
+
+def test_checkpoints_are_told_apart_by_content(tmp_path):
+    """VPD and EVP files of both tasks are classified by their keys, whatever their names."""
+    p = get_preset('tiny')
+    torch.manual_seed(4)
+    models = {'evp_depth': (tiny('evp_depth'), EVP_DEPTH_PREFIXES, 'depth'),
+              'evp_refer': (tiny('evp_refer'), EVP_REFER_PREFIXES, 'refer'),
+              'vpd_depth': (VPDDepth(p['unet'], p['vae'], **p['depth']), DEPTH_PREFIXES, 'depth'),
+              'vpd_refer': (VPDRefer(p['unet'], p['vae'], **p['refer']), REFER_PREFIXES, 'refer')}
+    for kind, (model, prefixes, task) in models.items():
+        path = str(tmp_path / f'renamed_{kind}.bin')
+        torch.save({'model': export_official(kind.replace('vpd_', ''), model, prefixes)}, path)
+        assert classify_checkpoint(path) == kind
+        loaded_kind, loaded = load_official_checkpoint(path, task, preset='tiny')
+        assert loaded_kind == kind and type(loaded) is type(model)
+        other = 'refer' if task == 'depth' else 'depth'
+        with pytest.raises(CheckpointMismatchError, match=f'{kind} checkpoint, given for {other}'):
+            load_official_checkpoint(path, other, preset='tiny')
+    path = str(tmp_path / 'other.pth')
+    torch.save({'model': {'backbone.weight': torch.zeros(2)}}, path)
+    with pytest.raises(CheckpointMismatchError, match='other.pth: not a VPD or EVP checkpoint'):
+        classify_checkpoint(path)
