@@ -13,6 +13,7 @@ from official_layout import export_official, official_keys, random_official_stat
 from vpd_ros.model import (CheckpointMismatchError, EVPDepth, EVPRefer, VPDDepth, VPDRefer,
                            get_preset)
 from vpd_ros.model.bins import InverseAttractor, LogBinomial, log_binomial_coefficient
+from vpd_ros.model.evp_depth import load_caption_embedding
 from vpd_ros.model.convert import (DEPTH_PREFIXES, EVP_DEPTH_PREFIXES, EVP_REFER_PREFIXES,
                                    REFER_PREFIXES)
 from vpd_ros.model.imafr import AttentionDownsamplingModule, group_count
@@ -262,3 +263,23 @@ def test_checkpoints_are_told_apart_by_content(tmp_path):
     torch.save({'model': {'backbone.weight': torch.zeros(2)}}, path)
     with pytest.raises(CheckpointMismatchError, match='other.pth: not a VPD or EVP checkpoint'):
         classify_checkpoint(path)
+
+
+def test_aggregated_caption_embedding_file(tmp_path):
+    """EVP's captions dict (with 'aggregated') or a bare tensor conditions every image."""
+    depth = tiny('evp_depth')
+    with torch.no_grad():
+        states = depth.encode_text(['a living room']).embeddings
+        path = str(tmp_path / 'nyu_class_embeddings_my_captions.pth')
+        torch.save({'aggregated': states, 'nyu_depth_v2/sync/kitchen_0001/rgb_00001.jpg':
+                    {'caption': ['a kitchen'], 'class_embeddings': torch.zeros(64)}}, path)
+        loaded = load_caption_embedding(path)
+        assert torch.equal(loaded, states)
+        x = torch.rand(2, 3, 64, 64)
+        by_file = depth(x, text_embeddings=loaded).depth
+        by_ids = depth(x, token_ids=depth.tokenize(['a living room'] * 2)).depth
+    assert torch.allclose(by_file, by_ids, atol=1e-5)
+    bad = str(tmp_path / 'bad.pth')
+    torch.save({'captions': ['x']}, bad)
+    with pytest.raises(ValueError, match="'aggregated'"):
+        load_caption_embedding(bad)

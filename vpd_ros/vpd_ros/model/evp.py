@@ -17,7 +17,7 @@ from .convert import (StateDict, convert_official, load_torch_file, require_file
                       unwrap_state_dict)
 from .presets import get_preset
 from .pretrained import load_strict
-from .text import tokenize
+from .text import TextFeatures, tokenize
 
 
 def feature_widths(channels: Sequence[int], token_length: int) -> List[int]:
@@ -63,21 +63,34 @@ class EVPTextMixin:
         """Return (B, L) int64 CLIP token ids, padded with ``<|endoftext|>`` and truncated."""
         return tokenize(texts, self.token_length).input_ids
 
-    def text_context(self, batch: int, token_ids: Optional[torch.Tensor],
-                     text_embeddings: Optional[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-        """Return the adapted (B, L, D) UNet context from token ids or from CLIP states.
+    def encode_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Return CLIP ``last_hidden_state`` (B, L, D) for (B, L) token ids (no attention mask)."""
+        if token_ids.ndim != 2 or token_ids.shape[1] != self.token_length:
+            raise ValueError(f'token_ids must be (B, {self.token_length}), got '
+                             f'{tuple(token_ids.shape)}')
+        ids = token_ids.to(self.text_encoder.device, torch.long)
+        return self.text_encoder(input_ids=ids).last_hidden_state
 
-        ``text_embeddings`` (1 or B, L, D) skips the text tower: EVP's aggregated caption
-        embedding is such a tensor, used for every image.
-        """
+    def encode_text(self, texts: Sequence[str]) -> TextFeatures:
+        """Return CLIP states (B, L, D) for texts and, per text, whether it was truncated."""
+        tokens = tokenize(texts, self.token_length)
+        return TextFeatures(embeddings=self.encode_tokens(tokens.input_ids),
+                            truncated=tokens.truncated)
+
+    def text_input(self, token_ids: Optional[torch.Tensor],
+                   text_embeddings: Optional[torch.Tensor]) -> torch.Tensor:
+        """Return CLIP states from exactly one of token ids or ready states."""
         if (token_ids is None) == (text_embeddings is None):
             raise ValueError('give exactly one of token_ids or text_embeddings')
-        if token_ids is not None:
-            if token_ids.ndim != 2 or token_ids.shape[1] != self.token_length:
-                raise ValueError(f'token_ids must be (B, {self.token_length}), got '
-                                 f'{tuple(token_ids.shape)}')
-            ids = token_ids.to(self.text_encoder.device, torch.long)
-            text_embeddings = self.text_encoder(input_ids=ids).last_hidden_state
+        return self.encode_tokens(token_ids) if token_ids is not None else text_embeddings
+
+    def text_context(self, batch: int, text_embeddings: torch.Tensor,
+                     dtype: torch.dtype) -> torch.Tensor:
+        """Return the adapted (B, L, D) UNet context for CLIP states (1 or B, L, D).
+
+        One state row is used for every image (EVP's aggregated caption embedding is such a
+        (1, L, D) tensor).
+        """
         if text_embeddings.ndim != 3 or text_embeddings.shape[1] != self.token_length:
             raise ValueError(f'text_embeddings must be (B, {self.token_length}, D), got '
                              f'{tuple(text_embeddings.shape)}')

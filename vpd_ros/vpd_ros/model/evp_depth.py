@@ -8,7 +8,8 @@ CLIP text tower inside the model.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -17,7 +18,7 @@ from torch import nn
 
 from .backbone import VPDBackbone
 from .bins import MetricBinsHead
-from .convert import EVP_DEPTH_PREFIXES, StateDict
+from .convert import EVP_DEPTH_PREFIXES, StateDict, load_torch_file
 from .depth import (STRIDE, DepthDecoder, DepthNeck, VPDDepthOutput, check_image_size,
                     pad_to_multiple)
 from .evp import EVPTextMixin, feature_widths, load_official
@@ -36,6 +37,24 @@ def depth_token_length(state: StateDict, unet_config: Dict[str, Any]) -> int:
     if key not in state:
         raise CheckpointMismatchError(f'no {key}: not an EVP depth checkpoint')
     return int(state[key].shape[0]) - unet_config['block_out_channels'][1]
+
+
+def load_caption_embedding(path: str) -> torch.Tensor:
+    """Read EVP's aggregated caption embedding as a (1, L, D) float tensor.
+
+    Accepts a tensor file or the captions dict EVP writes with ``caption_aggregation`` (its
+    ``'aggregated'`` entry); read with ``weights_only=True`` / safetensors.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path} not found: expected a (1, L, D) caption embedding or '
+                                "EVP's <dataset>_class_embeddings_my_captions.pth")
+    obj = load_torch_file(path)
+    if isinstance(obj, Mapping):
+        obj = obj.get('aggregated', obj.get('embedding'))
+    if not isinstance(obj, torch.Tensor) or obj.ndim not in (2, 3):
+        raise ValueError(f"{path}: no (1, L, D) tensor (nor an 'aggregated' entry) in the file")
+    obj = obj.float()
+    return obj.unsqueeze(0) if obj.ndim == 2 else obj
 
 
 class EVPDepth(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
@@ -91,16 +110,26 @@ class EVPDepth(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
         ``text_embeddings`` (1 or B, L, D), e.g. EVP's aggregated caption embedding. Padding and
         cropping as VPD (480 -> 512 -> 15 x 15 neck map); the depth is not clamped.
         """
+        text = self.text_input(token_ids, text_embeddings)
         h, w = images.shape[-2:]
         check_image_size(h, w)
         latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0))
-        context = self.text_context(images.shape[0], token_ids, text_embeddings, latents.dtype)
+        depth = self.forward_latents(latents, (h, w), text)
+        return VPDDepthOutput(depth=depth) if return_dict else (depth,)
+
+    def forward_latents(self, latents: torch.Tensor, size: Sequence[int],
+                        text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Predict (B, 1, h, w) metres from latents of the padded image; (h, w) = valid size.
+
+        ``text_embeddings``: CLIP states of the caption, (1 or B, L, D).
+        """
+        h, w = int(size[0]), int(size[1])
+        context = self.text_context(latents.shape[0], text_embeddings, latents.dtype)
         neck = self.neck(self.aggregation(self.backbone(latents, context)))
         neck = neck[:, :, :h // STRIDE, :w // STRIDE]
         features, stages = self.decoder.forward_stages(neck)
         relative = torch.sigmoid(self.last_layer_depth(features)) * self.config.max_depth
-        depth = self.bins(neck, stages, features, relative)
-        return VPDDepthOutput(depth=depth) if return_dict else (depth,)
+        return self.bins(neck, stages, features, relative)
 
     @classmethod
     def from_official_checkpoint(cls, path: str, preset: str = 'sd15') -> 'EVPDepth':

@@ -7,7 +7,7 @@ The CLIP text tower is part of the model (and of its checkpoint): it takes token
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -55,13 +55,19 @@ class EVPRefer(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
 
         Give ``token_ids`` (B, L) from :meth:`tokenize` or CLIP states ``text_embeddings``.
         """
+        text = self.text_input(token_ids, text_embeddings)
         h, w = images.shape[-2:]
         check_image_size(h, w)
         latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0, MULTIPLE))
-        context = self.text_context(images.shape[0], token_ids, text_embeddings, latents.dtype)
-        logits = self.classifier(self.aggregation(self.backbone(latents, context)))
-        logits = logits_at_input_size(logits, latents, (h, w))
+        logits = self.forward_latents(latents, text, (h, w))
         return VPDReferOutput(logits=logits, truncated=[]) if return_dict else (logits,)
+
+    def forward_latents(self, latents: torch.Tensor, text_embeddings: torch.Tensor,
+                        size: Sequence[int]) -> torch.Tensor:
+        """Return (B, 2, h, w) logits for latents of the padded image (VPDRefer's signature)."""
+        context = self.text_context(latents.shape[0], text_embeddings, latents.dtype)
+        logits = self.classifier(self.aggregation(self.backbone(latents, context)))
+        return logits_at_input_size(logits, latents, size)
 
     @classmethod
     def from_official_checkpoint(cls, path: str, preset: str = 'sd15') -> 'EVPRefer':
