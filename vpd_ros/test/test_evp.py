@@ -283,3 +283,13 @@ def test_aggregated_caption_embedding_file(tmp_path):
     torch.save({'captions': ['x']}, bad)
     with pytest.raises(ValueError, match="'aggregated'"):
         load_caption_embedding(bad)
+
+
+def test_depth_is_not_clamped_to_max_depth():
+    """Bin centres are softplus metres: far bins give depth beyond max_depth, as officially."""
+    depth = tiny('evp_depth')
+    with torch.no_grad():
+        depth.bins.seed_bin_regressor._net[2].bias.fill_(40.0)
+        d = depth(torch.rand(1, 3, 64, 64), token_ids=depth.tokenize(['a hall'])).depth
+    assert depth.config.max_depth == 10.0
+    assert d.min() > 20.0
