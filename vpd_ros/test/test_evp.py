@@ -90,10 +90,14 @@ def test_tiny_official_layout_round_trip(tmp_path, kind):
     path = str(tmp_path / 'tiny.pth')
     torch.save({'model': state, **(refer_extras() if kind == 'evp_refer' else {})}, path)
     loaded = CLASSES[kind].from_official_checkpoint(path, preset='tiny')
+    loaded.save_pretrained(str(tmp_path / 'saved'))
+    again = CLASSES[kind].from_pretrained(str(tmp_path / 'saved'))
     x = torch.rand(1, 3, 64, 96)
     ids = model.tokenize(['a kitchen with a table'])
     with torch.no_grad():
-        assert torch.equal(model(x, token_ids=ids)[0], loaded(x, token_ids=ids)[0])
+        expected = model(x, token_ids=ids)[0]
+        assert torch.equal(expected, loaded(x, token_ids=ids)[0])
+        assert torch.equal(expected, again(x, token_ids=ids)[0])
 
 
 def test_missing_unexpected_and_misshaped_keys_are_named(tmp_path):
