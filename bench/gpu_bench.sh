@@ -32,8 +32,8 @@ if compgen -G ".whl/*.whl" > /dev/null; then
     export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
-"$PYTHON" -c 'import diffusers, transformers, vpd_ros.bench' || {
-    echo "gpu_bench.sh: $PYTHON cannot import diffusers/transformers/vpd_ros.bench; on a machine" >&2
+"$PYTHON" -c 'import diffusers, transformers, vpd_ros.apps.bench' || {
+    echo "gpu_bench.sh: $PYTHON cannot import diffusers/transformers/vpd_ros.apps.bench; on a machine" >&2
     echo "without diffusers run bench/fetch_gpu_wheels.sh where PyPI is reachable, carry .whl/." >&2
     exit 2
 }
@@ -45,7 +45,7 @@ if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() el
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
-exec timeout 450 "$PYTHON" -m vpd_ros.bench --weights random:sd15 --device cuda \
+exec timeout 450 "$PYTHON" -m vpd_ros.apps.bench --weights random:sd15 --device cuda \
     --dtype "$DTYPE" --compile "$COMPILE" --input-size 512x512 --frame-size 480x640 \
     --queries 1 4 --iterations "$ITERATIONS" --warmup 3 --compare-baseline \
     --markdown "$DEST/gpu_bench.md" --json "$DEST/gpu_bench.json"
