@@ -5,6 +5,7 @@
 import argparse
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from vpd_ros.model.convert import (DEPTH_PREFIXES, EVP_DEPTH_PREFIXES, EVP_REFER
                                    REFER_PREFIXES)
 from vpd_ros.model.imafr import AttentionDownsamplingModule, group_count
 from vpd_ros.model.official import classify_checkpoint, load_official_checkpoint
-from vpd_ros.tta import shift_window_flip
+from vpd_ros.engine.tta import shift_window_flip
 from test_official_checkpoints import fingerprints
 
 CLASSES = {'evp_depth': EVPDepth, 'evp_refer': EVPRefer}
@@ -297,3 +298,26 @@ def test_depth_is_not_clamped_to_max_depth():
         d = depth(torch.rand(1, 3, 64, 64), token_ids=depth.tokenize(['a hall'])).depth
     assert depth.config.max_depth == 10.0
     assert d.min() > 20.0
+
+
+def test_engine_runs_official_evp_files(tmp_path):
+    """The engine loads EVP files by content and runs depth (caption, TTA) and referring."""
+    from vpd_ros.engine import EngineConfig, VPDEngine
+    paths = {}
+    for kind in ('evp_depth', 'evp_refer'):
+        paths[kind] = str(tmp_path / f'{kind}.pth')
+        torch.save({'model': export_official(kind, tiny(kind), PREFIXES[kind])}, paths[kind])
+    frame = (torch.rand(48, 80, 3) * 255).to(torch.uint8).numpy()
+    engine = VPDEngine.from_official(paths['evp_depth'], paths['evp_refer'], preset='tiny',
+                                     config=EngineConfig(input_size=(64, 96)))
+    assert isinstance(engine.depth, EVPDepth) and isinstance(engine.refer, EVPRefer)
+    assert not engine.shared_vae  # different latent divisors: each model encodes the frame
+    first = engine.predict(frame, ['the red mug'])
+    assert first.depth.shape == (48, 80) and first.masks.shape == (1, 48, 80)
+    engine.set_caption('a long corridor with doors')
+    assert not np.array_equal(engine.predict(frame).depth, first.depth)
+    with pytest.raises(ValueError, match='non-empty'):
+        engine.set_caption(' ')
+    tta = VPDEngine.from_official(paths['evp_depth'], None, preset='tiny',
+                                  config=EngineConfig(input_size=(64, 96), tta=True))
+    assert np.isfinite(tta.predict(frame).depth).all()

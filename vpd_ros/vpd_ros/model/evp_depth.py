@@ -19,8 +19,7 @@ from torch import nn
 from .backbone import VPDBackbone
 from .bins import MetricBinsHead
 from .convert import EVP_DEPTH_PREFIXES, StateDict, load_torch_file
-from .depth import (STRIDE, DepthDecoder, DepthNeck, VPDDepthOutput, check_image_size,
-                    pad_to_multiple)
+from .depth import STRIDE, DepthDecoder, DepthNeck, VPDDepthOutput, check_image_size
 from .evp import EVPTextMixin, feature_widths, load_official
 from .imafr import InverseMultiAttentiveFeatureRefinement
 from .pretrained import CheckpointMismatchError, PretrainedMixin
@@ -113,7 +112,7 @@ class EVPDepth(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
         text = self.text_input(token_ids, text_embeddings)
         h, w = images.shape[-2:]
         check_image_size(h, w)
-        latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0))
+        latents = self.backbone.encode_rgb(images)
         depth = self.forward_latents(latents, (h, w), text)
         return VPDDepthOutput(depth=depth) if return_dict else (depth,)
 

@@ -15,7 +15,7 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from .backbone import VPDBackbone
 from .convert import EVP_REFER_PREFIXES, refer_token_length
-from .depth import MULTIPLE, check_image_size, pad_to_multiple
+from .depth import check_image_size
 from .evp import EVPTextMixin, feature_widths, load_official
 from .imafr import InverseMultiAttentiveFeatureRefinement
 from .pretrained import PretrainedMixin
@@ -58,7 +58,7 @@ class EVPRefer(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
         text = self.text_input(token_ids, text_embeddings)
         h, w = images.shape[-2:]
         check_image_size(h, w)
-        latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0, MULTIPLE))
+        latents = self.backbone.encode_rgb(images)
         logits = self.forward_latents(latents, text, (h, w))
         return VPDReferOutput(logits=logits, truncated=[]) if return_dict else (logits,)
 
