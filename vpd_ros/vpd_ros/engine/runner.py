@@ -330,12 +330,17 @@ class VPDEngine:
     def _encode(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model.backbone.encode_rgb(x)
 
-    def set_caption(self, caption: str) -> None:
-        """Set the scene caption EVP depth is conditioned on (ignored by VPD depth)."""
+    def set_caption(self, caption: Optional[str]) -> None:
+        """Set the scene caption EVP depth is conditioned on; ``None`` = ``DEFAULT_CAPTION``.
+
+        VPD depth ignores it. Setting the current caption again changes nothing.
+        """
+        caption = DEFAULT_CAPTION if caption is None else caption
         if not isinstance(caption, str) or not caption.strip():
             raise ValueError(f'caption must be a non-empty string, got {caption!r}')
         with self._lock:
-            self.caption, self._caption_states = caption, None
+            if caption != self.caption:
+                self.caption, self._caption_states = caption, None
 
     def set_caption_embedding(self, states: torch.Tensor) -> None:
         """Condition EVP depth on ready CLIP states (1, L, D), e.g. EVP's aggregated embedding."""
