@@ -3,7 +3,8 @@
 """Build state dicts in the exact official VPD layout (key lists of the released checkpoints).
 
 ``depth_keys.tsv``/``refer_keys.tsv`` list every tensor of ``vpd_depth_480x480.pth`` and
-``vpd_ris_refcoco.pth`` (key, shape, dtype), read from the official model classes at SD-1.5 size.
+``vpd_ris_refcoco.pth`` (key, shape, dtype), read from the official model classes at SD-1.5 size;
+``evp_depth_keys.tsv``/``evp_refer_keys.tsv`` the same for EVP's NYUv2 and RefCOCO models.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ DATA = os.path.join(os.path.dirname(__file__), 'data', 'official')
 
 
 def official_keys(kind: str) -> List[Tuple[str, Tuple[int, ...], str]]:
-    """Return (key, shape, dtype) rows for ``depth`` or ``refer``."""
+    """Return (key, shape, dtype) rows for ``depth``, ``refer``, ``evp_depth`` or ``evp_refer``."""
     rows = []
     with open(os.path.join(DATA, f'{kind}_keys.tsv'), encoding='utf-8') as f:
         for line in f:
@@ -34,7 +35,11 @@ def random_official_state(kind: str, seed: int = 0,
     for key, shape, dtype in official_keys(kind):
         if key in ('classifier.conv1_4.weight', 'classifier.conv1_3.weight'):
             shape = (shape[0], shape[1] - 40 + token_length) + shape[2:]
-        if dtype == 'int64':
+        if key.endswith('log_binomial_transform.k_idx'):  # fixed values in real checkpoints
+            state[key] = torch.arange(shape[1]).view(shape)
+        elif key.endswith('log_binomial_transform.K_minus_1'):
+            state[key] = torch.full(shape, 63.0)
+        elif dtype == 'int64':
             state[key] = torch.tensor(7, dtype=torch.int64)
         else:
             state[key] = torch.randn(shape, generator=gen) * 0.02

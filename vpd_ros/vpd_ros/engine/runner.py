@@ -26,7 +26,9 @@ import torch.nn.functional as F
 
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
-from ..model import VPDDepth, VPDRefer, get_preset
+from ..model import EVPDepth, VPDDepth, VPDRefer, get_preset
+from ..model.evp_depth import DEFAULT_CAPTION
+from ..model.official import load_official_checkpoint
 from ..model.attention import AttentionMapProcessor
 from ..model.depth import check_scene_ids
 from ..model.text import tokenize
@@ -102,9 +104,12 @@ class VPDEngine:
     """Run VPD depth and/or referring segmentation on camera frames.
 
     Args:
-        depth: a :class:`VPDDepth` or ``None`` (refer-only).
-        refer: a :class:`VPDRefer` or ``None`` (depth-only).
+        depth: a :class:`VPDDepth` or :class:`EVPDepth`, or ``None`` (refer-only).
+        refer: a :class:`VPDRefer` or :class:`EVPRefer`, or ``None`` (depth-only).
         config: an :class:`EngineConfig`.
+
+    EVP depth is conditioned on a scene caption (:meth:`set_caption`, default
+    ``DEFAULT_CAPTION``) or on EVP's aggregated caption embedding (:meth:`set_caption_embedding`).
     """
 
     def __init__(self, depth: Optional[VPDDepth], refer: Optional[VPDRefer],
@@ -117,6 +122,7 @@ class VPDEngine:
         if self.config.num_threads is not None and self.device.type == 'cpu':
             torch.set_num_threads(self.config.num_threads)
         self.shared_vae = (depth is not None and refer is not None
+                           and depth.backbone.latent_divisor == refer.backbone.latent_divisor
                            and same_weights(depth.backbone.vae, refer.backbone.vae))
         if self.shared_vae:
             refer.backbone.vae = depth.backbone.vae  # one copy in device memory
@@ -138,6 +144,8 @@ class VPDEngine:
         if (self.device.type == 'cuda' and self.config.overlap and self.depth is not None
                 and self.refer is not None):
             self._side_stream = torch.cuda.Stream(self.device)
+        self._caption_states: Optional[torch.Tensor] = None
+        self.caption = DEFAULT_CAPTION
         if self.config.compile != 'none':
             self._compile()
 
@@ -238,11 +246,15 @@ class VPDEngine:
 
     @classmethod
     def from_official(cls, depth_checkpoint: Optional[str], refer_checkpoint: Optional[str],
-                      sd15: Optional[str] = None,
-                      config: Optional[EngineConfig] = None) -> 'VPDEngine':
-        """Load the official VPD checkpoints; ``sd15`` provides the CLIP text tower for queries."""
-        depth = VPDDepth.from_official_checkpoint(depth_checkpoint) if depth_checkpoint else None
-        refer = (VPDRefer.from_official_checkpoint(refer_checkpoint, text_encoder=sd15)
+                      sd15: Optional[str] = None, config: Optional[EngineConfig] = None,
+                      preset: str = 'sd15') -> 'VPDEngine':
+        """Load official VPD or EVP checkpoints, each recognised by its content.
+
+        ``sd15`` provides the CLIP text tower for VPD's referring file (EVP files hold theirs).
+        """
+        depth = (load_official_checkpoint(depth_checkpoint, 'depth', preset)[1]
+                 if depth_checkpoint else None)
+        refer = (load_official_checkpoint(refer_checkpoint, 'refer', preset, text_encoder=sd15)[1]
                  if refer_checkpoint else None)
         return cls(depth, refer, config)
 
@@ -342,19 +354,54 @@ class VPDEngine:
         return model.backbone.encode_rgb(x)
 
     def _scene(self, scene: Optional[int]) -> Optional[torch.Tensor]:
-        """Return a scene id as a device tensor, checked on the host once per id (no sync)."""
-        if scene is None:
+        """Return a VPD scene id as a device tensor, checked on the host once per id (no sync).
+
+        EVP depth has no scene classes (it is conditioned on a caption): ``None``.
+        """
+        if scene is None or isinstance(self.depth, EVPDepth):
             return None
         if self._scene_cache is None or self._scene_cache[0] != scene:
             check_scene_ids([scene], self.depth.class_embeddings.shape[0])
             self._scene_cache = (scene, torch.tensor([scene], device=self.device))
         return self._scene_cache[1]
 
+    def set_caption(self, caption: Optional[str]) -> None:
+        """Set the scene caption EVP depth is conditioned on; ``None`` = ``DEFAULT_CAPTION``.
+
+        VPD depth ignores it. Setting the current caption again changes nothing.
+        """
+        caption = DEFAULT_CAPTION if caption is None else caption
+        if not isinstance(caption, str) or not caption.strip():
+            raise ValueError(f'caption must be a non-empty string, got {caption!r}')
+        with self._lock:
+            if caption != self.caption:
+                self.caption, self._caption_states = caption, None
+
+    def set_caption_embedding(self, states: torch.Tensor) -> None:
+        """Condition EVP depth on ready CLIP states (1, L, D), e.g. EVP's aggregated embedding."""
+        if not isinstance(self.depth, EVPDepth):
+            raise RuntimeError('only an EVP depth model takes a caption embedding')
+        if states.ndim != 3 or states.shape[0] != 1 or states.shape[1] != self.depth.token_length:
+            raise ValueError(f'caption embedding must be (1, {self.depth.token_length}, D), got '
+                             f'{tuple(states.shape)}')
+        with self._lock:
+            self.caption, self._caption_states = '', states.to(self.device, self.dtype)
+
+    def _depth_forward(self, latents: torch.Tensor, size: Sequence[int],
+                       scene: Optional[torch.Tensor]) -> torch.Tensor:
+        """VPD depth is conditioned on a scene-class id, EVP depth on the caption's CLIP states."""
+        if isinstance(self.depth, EVPDepth):
+            if self._caption_states is None:
+                self._caption_states = self.depth.encode_text([self.caption]).embeddings
+            return self.depth.forward_latents(latents, size, self._caption_states)
+        scenes = None if scene is None else scene.expand(latents.shape[0])
+        return self.depth.forward_latents(latents, size, scenes)
+
     def _depth_tta(self, x: torch.Tensor, scene: Optional[torch.Tensor]) -> torch.Tensor:
         def predict(batch: torch.Tensor) -> torch.Tensor:
-            latents = self._encode(self.depth, batch)
-            scenes = None if scene is None else scene.expand(batch.shape[0])
-            return self.depth.forward_latents(latents, batch.shape[-2:], scenes)
+            return self._depth_forward(self._encode(self.depth, batch), batch.shape[-2:], scene)
+        if isinstance(self.depth, EVPDepth):  # EVP's NYUv2 test: 8 windows every 22 px + flips
+            return shift_window_flip(predict, x, shift_size=8, official_spacing=True)
         return shift_window_flip(predict, x)
 
     @contextmanager
@@ -445,7 +492,7 @@ class VPDEngine:
                 if self.config.tta:
                     depth_out = self._depth_tta(x, self._scene(scene))
                 else:
-                    depth_out = self.depth.forward_latents(latents, size, self._scene(scene))
+                    depth_out = self._depth_forward(latents, size, self._scene(scene))
         if queries:
             refer_latents = latents
             if depth and not (self.shared_vae and self.config.shared_encode):

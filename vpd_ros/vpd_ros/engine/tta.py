@@ -4,7 +4,8 @@
 
 For a (1, 3, H, W) image with W > H, ``shift_size`` windows of H x H are spread evenly from
 x = 0 to x = W - H; each window and its mirror image are predicted in one batch, the flip
-is undone and averaged, and the windows are stitched with overlaps averaged (VPD depth/test.py).
+is undone and averaged, and the windows are stitched with overlaps averaged (VPD depth/test.py;
+EVP uses 8 windows).
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ Predictor = Callable[[torch.Tensor], torch.Tensor]
 
 
 def shift_window_flip(predict: Predictor, image: torch.Tensor, shift_size: int = 2,
-                      flip: bool = True) -> torch.Tensor:
+                      flip: bool = True, official_spacing: bool = False) -> torch.Tensor:
     """Return the TTA average of ``predict`` over windows (and flips) of one image.
 
     Args:
         predict: maps (N, 3, H, H) to (N, C, H, H).
         image: (1, 3, H, W) with W >= H.
-        shift_size: number of windows (2 in the official NYUv2 test).
+        shift_size: number of windows (2 in VPD's NYUv2 test, 8 in EVP's).
         flip: also predict the horizontally flipped windows.
+        official_spacing: windows every (W - H) // (n - 1) pixels exactly as the official test
+            (EVP at 640 x 480, n = 8: x = 0, 22, ..., 154); the columns right of the last window
+            (634-639, NaN in EVP's test.py, outside the Eigen crop) copy the last covered column.
     """
     b, _, h, w = image.shape
     if b != 1 or w < h:
@@ -33,8 +37,11 @@ def shift_window_flip(predict: Predictor, image: torch.Tensor, shift_size: int =
         shift_size = 1
     # Official: i * ((W - H) // (n - 1)); rounding instead also covers the right edge when
     # (W - H) is not divisible by n - 1 (identical for the official 480 x 640, n = 2).
-    starts = [round(i * (w - h) / (shift_size - 1)) if shift_size > 1 else 0
-              for i in range(shift_size)]
+    if official_spacing:
+        starts = [i * ((w - h) // max(shift_size - 1, 1)) for i in range(shift_size)]
+    else:
+        starts = [round(i * (w - h) / (shift_size - 1)) if shift_size > 1 else 0
+                  for i in range(shift_size)]
     batch = torch.cat([image[..., s:s + h] for s in starts], dim=0)
     if flip:
         batch = torch.cat([batch, torch.flip(batch, [3])], dim=0)
@@ -47,4 +54,8 @@ def shift_window_flip(predict: Predictor, image: torch.Tensor, shift_size: int =
     for i, s in enumerate(starts):
         out[..., s:s + h] += pred[i:i + 1]
         count[..., s:s + h] += 1
-    return out / count
+    out = out / count.clamp(min=1)
+    covered = starts[-1] + h
+    if covered < w:
+        out[..., covered:] = out[..., covered - 1:covered]
+    return out

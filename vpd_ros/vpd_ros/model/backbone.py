@@ -62,10 +62,15 @@ class TextAdapter(nn.Module):
         return text + gamma * self.fc(text)
 
 
-def build_vae_encoder(config: Dict[str, Any]) -> AutoencoderKL:
-    """Build an SD ``AutoencoderKL`` without its decoder (VPD only encodes)."""
+def build_vae_encoder(config: Dict[str, Any], keep_post_quant_conv: bool = True) -> AutoencoderKL:
+    """Build an SD ``AutoencoderKL`` without its decoder (VPD only encodes).
+
+    ``post_quant_conv`` only serves decoding; EVP's depth checkpoint deletes it, VPD's keep it.
+    """
     vae = AutoencoderKL(**config)
     vae.decoder = None
+    if not keep_post_quant_conv:
+        vae.post_quant_conv = None
     return vae
 
 
@@ -91,15 +96,21 @@ class VPDBackbone(nn.Module):
         vae_config: diffusers ``AutoencoderKL`` config.
         capture_attention: append cross-attention maps to F2 and F3 (referring: yes, depth: no).
         keep_unet_output_head: keep the unused UNet output head so checkpoints holding it load.
+        keep_post_quant_conv: keep the VAE's (unused) ``post_quant_conv`` (absent in EVP depth).
+        latent_divisor: latents are divided by it (1 in VPD; EVP's dataset latent std).
     """
 
     def __init__(self, unet_config: Dict[str, Any], vae_config: Dict[str, Any],
-                 capture_attention: bool, keep_unet_output_head: bool) -> None:
+                 capture_attention: bool, keep_unet_output_head: bool,
+                 keep_post_quant_conv: bool = True, latent_divisor: float = 1.0) -> None:
         super().__init__()
         text_dim = unet_config['cross_attention_dim']
         self.gamma = nn.Parameter(torch.full((text_dim,), 1e-4))
         self.text_adapter = TextAdapter(text_dim)
-        self.vae = build_vae_encoder(vae_config)
+        if latent_divisor <= 0:
+            raise ValueError(f'latent_divisor must be positive, got {latent_divisor}')
+        self.latent_divisor = float(latent_divisor)
+        self.vae = build_vae_encoder(vae_config, keep_post_quant_conv)
         self.unet = build_unet(unet_config, keep_unet_output_head)
         self.capture_attention = capture_attention
         self._taps: Dict[str, torch.Tensor] = {}
@@ -127,9 +138,13 @@ class VPDBackbone(nn.Module):
         return self.encode_image(pad_to_multiple(images * 2.0 - 1.0, MULTIPLE))
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
-        """Encode (B, 3, H, W) images in [-1, 1] to (B, 4, H/8, W/8) latents (posterior mode)."""
+        """Encode (B, 3, H, W) images in [-1, 1] to (B, 4, H/8, W/8) latents (posterior mode).
+
+        No SD scale factor; divided by ``latent_divisor`` (EVP's normalisation, 1 for VPD).
+        """
         with torch.no_grad():
-            return self.vae.encode(image).latent_dist.mode()
+            latents = self.vae.encode(image).latent_dist.mode()
+        return latents / self.latent_divisor if self.latent_divisor != 1.0 else latents
 
     def condition(self, text: torch.Tensor) -> torch.Tensor:
         """Apply the text adapter to (B, T, D) text features."""

@@ -29,6 +29,10 @@ WHERE_TO_GET = {
              'github.com/wl-zhao/VPD',
     'refer': 'vpd_ris_refcoco.pth / vpd_ris_refcoco+.pth / vpd_ris_gref.pth: the Tsinghua Cloud '
              'links in the refer/README.md of github.com/wl-zhao/VPD',
+    'evp_depth': 'best_model_nyu.ckpt (EVP, NYUv2): the files of the Hugging Face Space '
+                 'MykolaL/evp (named in app.py of github.com/Lavreniuk/EVP)',
+    'evp_refer': 'best_model_refcoco.pth (EVP, RefCOCO): the files of the Hugging Face Space '
+                 'MykolaL/evp (named in app.py of github.com/Lavreniuk/EVP)',
     'sd15': 'Stable Diffusion 1.5: a diffusers folder (unet/ vae/ text_encoder/) or '
             'v1-5-pruned-emaonly.safetensors, from the stable-diffusion-v1-5 model card',
 }
@@ -46,6 +50,22 @@ REFER_PREFIXES: List[Tuple[str, str]] = [
     ('gamma', 'backbone.gamma'), ('text_adapter.', 'backbone.text_adapter.'),
     ('classifier.', 'classifier.'),
 ]
+
+# EVP: the VPD families plus IMAFR (``aggregation``), the CLIP tower and the bins head; the depth
+# decoder holds ``last_layer_depth`` (listed before ``decoder.`` so it matches first); CLIP keys
+# lose ``text_model.`` (transformers 5 CLIPTextModel is flat).
+EVP_DEPTH_PREFIXES: List[Tuple[str, str]] = [
+    ('encoder.unet.unet.diffusion_model.', 'unet'), ('encoder.encoder_vq.', 'vae'),
+    ('encoder.gamma', 'backbone.gamma'), ('encoder.text_adapter.', 'backbone.text_adapter.'),
+    ('encoder.clip_model.transformer.text_model.', 'text_encoder.'),
+    ('encoder.aggregation.', 'aggregation.'), ('encoder.layer1.', 'neck.layer1.'),
+    ('encoder.layer2.', 'neck.layer2.'), ('encoder.out_layer.', 'neck.out_layer.'),
+    ('decoder.last_layer_depth.', 'last_layer_depth.'), ('decoder.', 'decoder.'),
+] + [(name, 'bins.' + name) for name in (
+    'bottle_neck.', 'seed_bin_regressor.', 'seed_projector.', 'projectors.', 'attractors.',
+    'conditional_log_binomial.')]
+EVP_REFER_PREFIXES: List[Tuple[str, str]] = REFER_PREFIXES + [
+    ('clip_model.text_model.', 'text_encoder.'), ('aggregation.', 'aggregation.')]
 
 
 def require_file(path: str, what: str) -> None:

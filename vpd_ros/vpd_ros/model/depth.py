@@ -9,7 +9,7 @@ model), taken from the ``class_embeddings`` buffer stored in the checkpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -92,12 +92,25 @@ class DepthDecoder(nn.Module):
             nn.Conv2d(in_channels, embed_dim, 3, padding=1), nn.BatchNorm2d(embed_dim),
             nn.ReLU(inplace=True))
 
+    def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Return the output and the maps EVP's bins head reads.
+
+        Those are each deconvolution stage's ReLU output and the map after the first bilinear x2
+        (the official EVP decoder collects them with forward hooks).
+        """
+        stages = []
+        layers = self.deconv_layers
+        for i in range(0, len(layers), 3):
+            x = layers[i + 2](layers[i + 1](layers[i](x)))
+            stages.append(x)
+        x = F.interpolate(self.conv_layers(x), scale_factor=2.0, mode='bilinear',
+                          align_corners=False)
+        stages.append(x)
+        return F.interpolate(x, scale_factor=2.0, mode='bilinear', align_corners=False), stages
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Upsample x8 by deconvolution and x4 bilinearly (align_corners=False)."""
-        x = self.conv_layers(self.deconv_layers(x))
-        for _ in range(2):
-            x = F.interpolate(x, scale_factor=2.0, mode='bilinear', align_corners=False)
-        return x
+        return self.forward_stages(x)[0]
 
 
 def check_image_size(h: int, w: int, stride: int = STRIDE) -> None:

@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Model presets: the paper's SD-1.5 sizes (``sd15``) and a small same-code variant (``tiny``).
 
+Each holds VPD's head widths (``depth``, ``refer``) and EVP's (``evp_depth``, ``evp_refer``).
+
 A preset is plain JSON-able data: the diffusers UNet/VAE configs, the CLIP text config and the head
 widths. Both presets go through the same builders, so every test on ``tiny`` exercises the code that
 runs the real model.
@@ -77,12 +79,23 @@ TINY_TEXT: Dict[str, Any] = dict(
     SD15_TEXT, hidden_size=64, intermediate_size=256, projection_dim=64, num_hidden_layers=2,
     num_attention_heads=2)
 
+# EVP's metric-bins head as the official NYUv2 model builds it (ZoeDepth-style, 64 bins).
+EVP_SD15_BINS: Dict[str, Any] = {
+    'n_bins': 64, 'bin_embed_dim': 128, 'bin_bottleneck': 256, 'n_attractors': [16, 8, 4, 1],
+    'min_temp': 0.0212, 'max_temp': 50.0,
+}
+
 PRESETS: Dict[str, Dict[str, Any]] = {
     'sd15': {
         'unet': SD15_UNET, 'vae': SD15_VAE, 'text': SD15_TEXT,
         'depth': {'embed_dim': 192, 'neck_channels': 1536, 'num_filters': [32, 32, 32],
                   'max_depth': 10.0, 'num_classes': 27, 'neck_groups': 16},
         'refer': {'hidden_size': 640, 'token_length': 40},
+        'evp_depth': dict(EVP_SD15_BINS, embed_dim=192, neck_channels=1536,
+                          num_filters=[32, 32, 32], max_depth=10.0, neck_groups=16,
+                          token_length=40, latent_divisor=5.07543, imafr_groups=20),
+        'evp_refer': {'hidden_size': 640, 'token_length': 40, 'latent_divisor': 4.7164,
+                      'imafr_groups': 20},
         'image_size': 512,
     },
     'tiny': {
@@ -90,6 +103,13 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         'depth': {'embed_dim': 16, 'neck_channels': 128, 'num_filters': [32, 32, 32],
                   'max_depth': 10.0, 'num_classes': 1, 'neck_groups': 16},
         'refer': {'hidden_size': 64, 'token_length': 20},
+        'evp_depth': {'embed_dim': 16, 'neck_channels': 128, 'num_filters': [32, 32, 32],
+                      'max_depth': 10.0, 'neck_groups': 16, 'token_length': 8,
+                      'latent_divisor': 5.07543, 'imafr_groups': 4, 'n_bins': 16,
+                      'bin_embed_dim': 32, 'bin_bottleneck': 32, 'n_attractors': [4, 2, 2, 1],
+                      'min_temp': 0.0212, 'max_temp': 50.0},
+        'evp_refer': {'hidden_size': 64, 'token_length': 8, 'latent_divisor': 4.7164,
+                      'imafr_groups': 4},
         'image_size': 256,
     },
 }

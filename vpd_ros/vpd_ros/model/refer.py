@@ -72,6 +72,14 @@ class SimpleDecoding(nn.Module):
         return self.conv1_1(x)
 
 
+def logits_at_input_size(logits: torch.Tensor, latents: torch.Tensor,
+                         size: Sequence[int]) -> torch.Tensor:
+    """Resize stride-8 logits to the padded image (bilinear, align_corners) and crop to size."""
+    padded = (latents.shape[-2] * 8, latents.shape[-1] * 8)
+    logits = F.interpolate(logits, size=padded, mode='bilinear', align_corners=True)
+    return logits[:, :, :int(size[0]), :int(size[1])]
+
+
 class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
     """Language-referred segmentation (VPD, RefCOCO head).
 
@@ -131,10 +139,7 @@ class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
 
     def head(self, feats: List[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
         """Return (B, 2, h, w) logits from the backbone's [F1..F4]; (h, w) = valid size."""
-        logits = self.classifier(feats)
-        padded = (feats[0].shape[-2] * 8, feats[0].shape[-1] * 8)
-        logits = F.interpolate(logits, size=padded, mode='bilinear', align_corners=True)
-        return logits[:, :, :int(size[0]), :int(size[1])]
+        return logits_at_input_size(self.classifier(feats), feats[0], size)
 
     def forward(self, images: torch.Tensor, text: Optional[Sequence[str]] = None,
                 text_embeddings: Optional[torch.Tensor] = None,

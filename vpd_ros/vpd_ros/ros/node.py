@@ -517,6 +517,7 @@ class VPDNode(LifecycleNode):
         info, rays = self._camera(size)
         standing = [] if job.replay else self._standing()
         queries = list(dict.fromkeys(standing + [r.query for r in job.requests]))
+        engine.set_caption(settings['depth_caption'] or None)
         prediction = engine.predict(
             rgb, queries, depth='depth' in engine.tasks,
             mask_threshold=engine_value('mask_threshold', settings['mask_threshold']),

@@ -88,9 +88,10 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('weights', 'tiny', 'model to load: a shipped name (tiny), a vpd_ros model folder '
               '(save_pretrained) or random:<preset> (random weights, tests)', CONFIGURE,
               _weights),
-    ParamSpec('official.depth_checkpoint', '', 'official VPD depth checkpoint (.pth); when '
+    ParamSpec('official.depth_checkpoint', '', 'official VPD or EVP depth checkpoint (told '
+              'apart by content); when '
               'this or official.refer_checkpoint is set, they replace weights', CONFIGURE),
-    ParamSpec('official.refer_checkpoint', '', 'official VPD referring checkpoint (.pth)',
+    ParamSpec('official.refer_checkpoint', '', 'official VPD or EVP referring checkpoint',
               CONFIGURE),
     ParamSpec('official.sd15', '', 'Stable Diffusion 1.5 folder or file giving the CLIP text '
               'encoder for the official referring checkpoint', CONFIGURE),
@@ -113,6 +114,9 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               'above which a pixel is in the mask, (0, 1)', RUNTIME, _engine('mask_threshold')),
     ParamSpec('scene', -1, 'depth scene-class id of the checkpoint, -1 = mean of the classes',
               RUNTIME, _engine('scene')),
+    ParamSpec('depth_caption', '', 'EVP depth checkpoints: scene caption the depth is '
+              'conditioned on (e.g. from a captioning node); blank = the engine default "a '
+              'photo of a room"; VPD ignores it', RUNTIME),
     ParamSpec('image_transport', 'raw', 'raw: sensor_msgs/Image on image; compressed: '
               'sensor_msgs/CompressedImage on <image>/compressed', ACTIVATE,
               _choice(*TRANSPORTS)),
