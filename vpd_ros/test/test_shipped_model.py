@@ -16,6 +16,7 @@ from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
 from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, VPDEngine
 from vpd_ros.evaluate import distinct_selections, evaluate_depth, evaluate_refer, rendered_depth, \
     rendered_refer
+from vpd_ros.refer_breakdown import format_breakdown, refer_breakdown
 
 SEEDS = range(HELDOUT_SEEDS_START, HELDOUT_SEEDS_START + 20)
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
@@ -75,6 +76,19 @@ def test_different_queries_select_different_objects(engine):
         varied += len(set(chosen) - {0}) >= 2
     assert hits / total >= SELECTION_HIT_MIN, (hits, total)
     assert varied >= 8, varied
+
+
+def test_breakdown_by_category_adds_up(engine):
+    """Per-category referring metrics: 'all' is the plain evaluation, the kinds partition it."""
+    scenes = [render_scene(s) for s in SEEDS[:3]]
+    table = refer_breakdown(engine, scenes)
+    plain = evaluate_refer(engine, rendered_refer(SEEDS[:3]))
+    for key, value in plain.items():
+        assert table['all'][key] == pytest.approx(value), key
+    kinds = [m['count'] for tag, m in table.items() if tag.startswith('kind ')]
+    assert sum(kinds) == table['all']['count'] == sum(len(s.expressions) for s in scenes)
+    assert 0.0 <= table['all']['hit'] <= 1.0
+    assert 'mIoU' in format_breakdown(table).splitlines()[0]
 
 
 # Measured on these seeds (MODEL_CARD.md) minus a margin.

@@ -103,6 +103,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument('--cache', default='/tmp/vpd_ros_scene_cache',
                    help='folder for the rendered-scene cache (one sub-folder per seeds/size)')
     p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
+    p.add_argument('--render-workers', type=int, default=1,
+                   help='processes that render a missing scene cache')
     _add_data_args(p, '0:2000')
     p.set_defaults(func=run_train)
     return p
@@ -119,6 +121,8 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument('--min-depth', type=float, default=1e-3)
     p.add_argument('--max-depth', type=float, default=10.0)
     p.add_argument('--json-out', help='also write the metrics to this JSON file')
+    p.add_argument('--by-category', action='store_true', help='rendered refer: also print the '
+                   'metrics per kind of expression, word used and target size (a Markdown table)')
     _add_data_args(p, '1000000:1000200')
     p.set_defaults(func=run_eval)
     return p
@@ -155,7 +159,8 @@ def _scene_cache(args: argparse.Namespace, size: int) -> Any:
     """Render (once) the seeds at ``size``; datasets resize to other training sizes."""
     from .training.datasets import SceneCache
     folder = os.path.join(args.cache, f'seeds{args.seeds.start}-{args.seeds.stop}_{size}')
-    return SceneCache.build(folder, args.seeds, size, progress=True)
+    return SceneCache.build(folder, args.seeds, size, progress=True,
+                            workers=args.render_workers)
 
 
 def _build_model(args: argparse.Namespace) -> Any:
@@ -285,18 +290,29 @@ def run_eval(args: argparse.Namespace) -> int:
     engine = engine_from_args(args)
     limit: Optional[int] = args.limit or None
     results: Dict[str, Dict[str, float]] = {}
+    by_category: Dict[str, Dict[str, float]] = {}
     if 'depth' in engine.tasks:
         samples = (rendered_depth(args.seeds) if args.data == 'rendered'
                    else _depth_reader(args))
         results['depth'] = evaluate_depth(engine, samples, args.min_depth, args.max_depth,
                                           args.eigen_crop, limit, progress=True)
     if 'refer' in engine.tasks:
-        samples = (rendered_refer(args.seeds) if args.data == 'rendered'
-                   else _refer_reader(args))
-        results['refer'] = evaluate_refer(engine, samples, limit, progress=True)
+        if args.by_category and args.data == 'rendered':
+            from .data import render_scene
+            from .refer_breakdown import format_breakdown, refer_breakdown
+            seeds = args.seeds[:limit] if limit else args.seeds
+            table = refer_breakdown(engine, map(render_scene, seeds))
+            print(format_breakdown(table))
+            results['refer'] = table['all']
+            by_category = table
+        else:
+            samples = (rendered_refer(args.seeds) if args.data == 'rendered'
+                       else _refer_reader(args))
+            results['refer'] = evaluate_refer(engine, samples, limit, progress=True)
     for task, metrics in results.items():
         print(f'{task}: {format_metrics(metrics)}')
     if args.json_out:
         with open(args.json_out, 'w', encoding='utf-8') as f:
-            json.dump(results, f, indent=1)
+            json.dump({**results, 'refer_by_category': by_category} if by_category else results,
+                      f, indent=1)
     return 0

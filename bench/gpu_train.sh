@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Copyright 2026 The vpd_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# Prepared GPU training of the shipped tiny model: continues depth and referring from the
+# shipped weights (fresh optimiser, 256x256 inputs, bf16 autocast), writes fp16 weights ready
+# to ship and their validation metrics (per category for referring). Installs nothing.
+#
+#   bench/gpu_train.sh                       # .venv/bin/python if there, else python3
+#   PYTHON=/path/to/cuda/python bench/gpu_train.sh
+#   DRY_RUN=1 bench/gpu_train.sh             # CPU rehearsal: a few steps on a few scenes
+#
+# Writes to $OUT when set, else ./bench-results/train/: tiny/{depth,refer}/ (fp16 weights),
+# eval_validation.json, train_*.log, and the run's settings in settings.txt.
+# Budget: about 8 minutes of one H100/H200 (rendering the scenes on every core ~1.5 min,
+# both trainings side by side ~4 min, each capped by TRAIN_TIMEOUT; validation ~1.5 min).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+DEST="${OUT:-bench-results/train}"
+WEIGHTS="vpd_ros/vpd_ros/weights/tiny"
+VAL_SEEDS="${VAL_SEEDS:-1100000:1100200}"
+if [ "${DRY_RUN:-0}" = 1 ]; then
+    DEVICE=cpu PRECISION=fp32 SEEDS="${SEEDS:-0:16}" VAL_SEEDS=1100000:1100002
+    REFER_STEPS=2 DEPTH_STEPS=2 BATCH=2 TRAIN_TIMEOUT=300
+else
+    DEVICE=cuda PRECISION="${PRECISION:-bf16}" SEEDS="${SEEDS:-0:8000}"
+    REFER_STEPS="${REFER_STEPS:-4000}" DEPTH_STEPS="${DEPTH_STEPS:-3000}" BATCH="${BATCH:-32}"
+    TRAIN_TIMEOUT="${TRAIN_TIMEOUT:-270}"
+fi
+REFER_LR="${REFER_LR:-2e-4}" DEPTH_LR="${DEPTH_LR:-3e-4}" DEPTH_MIN_LR="${DEPTH_MIN_LR:-3e-5}"
+WORKERS="${WORKERS:-$(nproc)}"
+
+# Wheels fetched by bench/fetch_gpu_wheels.sh (for a CUDA image without diffusers).
+if compgen -G ".whl/*.whl" > /dev/null; then
+    SITE="$(mktemp -d)"
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
+        .whl/*.whl
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
+"$PYTHON" -c 'import diffusers, transformers, vpd_ros.cli_train' || {
+    echo "gpu_train.sh: $PYTHON cannot import diffusers/transformers/vpd_ros; on a machine" >&2
+    echo "without diffusers run bench/fetch_gpu_wheels.sh where PyPI is reachable, carry .whl/." >&2
+    exit 2
+}
+if [ "$DEVICE" = cuda ]; then
+    if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+        "$PYTHON" -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}")' \
+            || true
+        echo "gpu_train.sh: torch.cuda is not available with $PYTHON (a CPU-only torch wheel or" >&2
+        echo "no GPU visible). Run with PYTHON=<an interpreter whose torch has CUDA>." >&2
+        exit 2
+    fi
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+fi
+VPD=("$PYTHON" -m vpd_ros.cli)
+CACHE="${CACHE:-$(mktemp -d)}"
+WORK="$(mktemp -d)"
+mkdir -p "$DEST"
+{
+    echo "date $(date -u +%FT%TZ)  device $DEVICE  precision $PRECISION  seeds $SEEDS"
+    echo "refer: steps $REFER_STEPS lr $REFER_LR; depth: steps $DEPTH_STEPS lr $DEPTH_LR" \
+        "min-lr $DEPTH_MIN_LR; batch $BATCH; 256x256; validation seeds $VAL_SEEDS"
+} | tee "$DEST/settings.txt"
+
+# Render the training scenes once, on every core (both trainings then read the same cache).
+start=$SECONDS
+# (python -c, not a here-document: the spawned workers re-import the main module by its path.)
+"$PYTHON" -c '
+import sys
+from vpd_ros.cli_train import parse_seeds
+from vpd_ros.training.datasets import SceneCache
+seeds = parse_seeds(sys.argv[1])
+SceneCache.build(f"{sys.argv[2]}/seeds{seeds.start}-{seeds.stop}_256", seeds, 256,
+                 workers=int(sys.argv[3]))
+' "$SEEDS" "$CACHE" "$WORKERS"
+echo "rendered $SEEDS in $((SECONDS - start)) s" | tee -a "$DEST/settings.txt"
+
+# Both tasks side by side; a run cut by TRAIN_TIMEOUT ships its last checkpoint (every 250 steps).
+COMMON=(--preset tiny --seeds "$SEEDS" --batch-size "$BATCH" --image-size 256 --device "$DEVICE"
+        --precision "$PRECISION" --cache "$CACHE" --save-every 250 --save-dtype float16)
+start=$SECONDS
+timeout "$TRAIN_TIMEOUT" "${VPD[@]}" train --task refer --init "$WEIGHTS/refer" \
+    --out "$WORK/refer" --steps "$REFER_STEPS" --lr "$REFER_LR" "${COMMON[@]}" \
+    > "$DEST/train_refer.log" 2>&1 &
+refer_pid=$!
+timeout "$TRAIN_TIMEOUT" "${VPD[@]}" train --task depth --init "$WEIGHTS/depth" \
+    --out "$WORK/depth" --steps "$DEPTH_STEPS" --lr "$DEPTH_LR" --min-lr "$DEPTH_MIN_LR" \
+    "${COMMON[@]}" > "$DEST/train_depth.log" 2>&1 &
+depth_pid=$!
+wait "$refer_pid" || echo "refer training ended with $? (124: cut by TRAIN_TIMEOUT)"
+wait "$depth_pid" || echo "depth training ended with $? (124: cut by TRAIN_TIMEOUT)"
+echo "trained in $((SECONDS - start)) s" | tee -a "$DEST/settings.txt"
+
+# Ship fp16: the finished model, or else the last checkpoint.
+for task in refer depth; do
+    src="$WORK/$task"
+    [ -f "$src/train_summary.json" ] || src="$WORK/$task/checkpoint"
+    "$PYTHON" - "$task" "$src" "$DEST/tiny/$task" <<'EOF'
+import sys
+import torch
+from vpd_ros.model import VPDDepth, VPDRefer
+cls = VPDRefer if sys.argv[1] == 'refer' else VPDDepth
+cls.from_pretrained(sys.argv[2]).save_pretrained(sys.argv[3], dtype=torch.float16)
+EOF
+    cp "$WORK/$task/train_summary.json" "$DEST/train_summary_$task.json" 2>/dev/null || true
+done
+tail -n 3 "$DEST"/train_*.log
+
+start=$SECONDS
+"${VPD[@]}" eval --weights "$DEST/tiny" --device "$DEVICE" --seeds "$VAL_SEEDS" --by-category \
+    --json-out "$DEST/eval_validation.json" 2>&1 | grep -v '^\(depth\|refer\): *[0-9]*%' \
+    | tee "$DEST/eval_validation.txt"
+echo "validated in $((SECONDS - start)) s" | tee -a "$DEST/settings.txt"
