@@ -15,35 +15,15 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source bench/gpu_python.sh  # sets PYTHON when unset; defines gpu_python
 DTYPE="${DTYPE:-float16}"
 COMPILE="${COMPILE:-none}"
 ITERATIONS="${ITERATIONS:-20}"
 DEST="${OUT:-bench-results}"
 mkdir -p "$DEST"
 
-# Wheels fetched by bench/fetch_gpu_wheels.sh (for a CUDA image without diffusers).
-if compgen -G ".whl/*.whl" > /dev/null; then
-    SITE="$(mktemp -d)"
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
-        .whl/*.whl
-    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
-"$PYTHON" -c 'import diffusers, transformers, vpd_ros.bench' || {
-    echo "gpu_bench.sh: $PYTHON cannot import diffusers/transformers/vpd_ros.bench; on a machine" >&2
-    echo "without diffusers run bench/fetch_gpu_wheels.sh where PyPI is reachable, carry .whl/." >&2
-    exit 2
-}
-if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    "$PYTHON" -c 'import torch; print(f"torch {torch.__version__}, CUDA build {torch.version.cuda}")' || true
-    echo "gpu_bench.sh: torch.cuda is not available with $PYTHON (a CPU-only torch wheel or no" >&2
-    echo "GPU visible). Run with PYTHON=<an interpreter whose torch has CUDA>." >&2
-    exit 2
-fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+# Carried wheels, import and CUDA checks (exit 2 with the reason when this interpreter cannot).
+gpu_python gpu_bench.sh vpd_ros.bench || exit 2
 
 exec timeout 450 "$PYTHON" -m vpd_ros.bench --weights random:sd15 --device cuda \
     --dtype "$DTYPE" --compile "$COMPILE" --input-size 512x512 --frame-size 480x640 \

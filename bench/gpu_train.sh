@@ -17,11 +17,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
-DEST="${OUT:-bench-results/train}"
-WEIGHTS="vpd_ros/vpd_ros/weights/tiny"
+source bench/gpu_python.sh  # sets PYTHON when unset; defines gpu_python
 VAL_SEEDS="${VAL_SEEDS:-1100000:1100200}"
 if [ "${DRY_RUN:-0}" = 1 ]; then
     DEVICE=cpu PRECISION=fp32 SEEDS="${SEEDS:-0:16}" VAL_SEEDS=1100000:1100002
@@ -33,30 +29,12 @@ else
 fi
 REFER_LR="${REFER_LR:-2e-4}" DEPTH_LR="${DEPTH_LR:-3e-4}" DEPTH_MIN_LR="${DEPTH_MIN_LR:-3e-5}"
 WORKERS="${WORKERS:-$(nproc)}"
+DEST="${OUT:-bench-results/train}"
+WEIGHTS="vpd_ros/vpd_ros/weights/tiny"
 
-# Wheels fetched by bench/fetch_gpu_wheels.sh (for a CUDA image without diffusers).
-if compgen -G ".whl/*.whl" > /dev/null; then
-    SITE="$(mktemp -d)"
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
-        .whl/*.whl
-    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
-"$PYTHON" -c 'import diffusers, transformers, vpd_ros.cli_train' || {
-    echo "gpu_train.sh: $PYTHON cannot import diffusers/transformers/vpd_ros; on a machine" >&2
-    echo "without diffusers run bench/fetch_gpu_wheels.sh where PyPI is reachable, carry .whl/." >&2
-    exit 2
-}
-if [ "$DEVICE" = cuda ]; then
-    if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-        "$PYTHON" -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}")' \
-            || true
-        echo "gpu_train.sh: torch.cuda is not available with $PYTHON (a CPU-only torch wheel or" >&2
-        echo "no GPU visible). Run with PYTHON=<an interpreter whose torch has CUDA>." >&2
-        exit 2
-    fi
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-fi
+# Carried wheels, import and CUDA checks (exit 2 with the reason when this interpreter cannot).
+[ "$DEVICE" = cpu ] && export SKIP_CUDA_CHECK=1
+gpu_python gpu_train.sh vpd_ros.cli_train || exit 2
 VPD=("$PYTHON" -m vpd_ros.cli)
 CACHE="${CACHE:-$(mktemp -d)}"
 WORK="$(mktemp -d)"
