@@ -23,9 +23,9 @@ DEST="${OUT:-bench-results}"
 mkdir -p "$DEST"
 
 # Carried wheels, import and CUDA checks (exit 2 with the reason when this interpreter cannot).
-gpu_python gpu_bench.sh vpd_ros.bench || exit 2
+gpu_python gpu_bench.sh vpd_ros.apps.bench || exit 2
 
-exec timeout 450 "$PYTHON" -m vpd_ros.bench --weights random:sd15 --device cuda \
+exec timeout 450 "$PYTHON" -m vpd_ros.apps.bench --weights random:sd15 --device cuda \
     --dtype "$DTYPE" --compile "$COMPILE" --input-size 512x512 --frame-size 480x640 \
     --queries 1 4 --iterations "$ITERATIONS" --warmup 3 --compare-baseline \
     --markdown "$DEST/gpu_bench.md" --json "$DEST/gpu_bench.json"

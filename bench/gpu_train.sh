@@ -34,8 +34,8 @@ WEIGHTS="vpd_ros/vpd_ros/weights/tiny"
 
 # Carried wheels, import and CUDA checks (exit 2 with the reason when this interpreter cannot).
 [ "$DEVICE" = cpu ] && export SKIP_CUDA_CHECK=1
-gpu_python gpu_train.sh vpd_ros.cli_train || exit 2
-VPD=("$PYTHON" -m vpd_ros.cli)
+gpu_python gpu_train.sh vpd_ros.apps.cli || exit 2
+VPD=("$PYTHON" -m vpd_ros.apps.cli)
 CACHE="${CACHE:-$(mktemp -d)}"
 WORK="$(mktemp -d)"
 mkdir -p "$DEST"
@@ -50,8 +50,8 @@ start=$SECONDS
 # (python -c, not a here-document: the spawned workers re-import the main module by its path.)
 "$PYTHON" -c '
 import sys
-from vpd_ros.cli_train import parse_seeds
-from vpd_ros.training.datasets import SceneCache
+from vpd_ros.apps.cli_data import parse_seeds
+from vpd_ros.data.datasets import SceneCache
 seeds = parse_seeds(sys.argv[1])
 SceneCache.build(f"{sys.argv[2]}/seeds{seeds.start}-{seeds.stop}_256", seeds, 256,
                  workers=int(sys.argv[3]))

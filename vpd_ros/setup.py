@@ -42,6 +42,7 @@ setup(
         'transformers>=5,<6',
         'torch>=2.1',
         'tqdm',
+        'psutil',
     ],
     zip_safe=False,
     maintainer='The vpd_ros Authors',
@@ -51,8 +52,8 @@ setup(
     entry_points={
         'console_scripts': [
             'vpd_node = vpd_ros.ros.node:main',
-            'vpd-ros = vpd_ros.cli:main',
-            'vpd_sim_camera = vpd_ros.ros.sim_camera:main',
+            'vpd-ros = vpd_ros.apps.cli:main',
+            'vpd_sim_camera = vpd_ros.apps.sim_camera:main',
         ],
     },
 )

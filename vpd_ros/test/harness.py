@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vpd_ros.rosenv import (  # noqa: F401  (re-exported for the tests)
+from vpd_ros.apps.rosenv import (  # noqa: F401  (re-exported for the tests)
     DOMAIN_ID_RANGE, SESSION_DOMAIN_ID, RosProcess, apply_session_env, python_command, ros_env,
     ros_settings)
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
 
-from vpd_ros import bench
+from vpd_ros.apps import bench
 from vpd_ros.engine import EngineConfig
 from vpd_ros.model.attention import AttentionMapProcessor
 
@@ -142,7 +142,7 @@ def test_gpu_script_checks_its_interpreter_before_benchmarking(tmp_path):
     """bench/gpu_bench.sh stops with exit code 2 and says why when torch has no CUDA.
 
     On this CPU machine that is its only possible outcome; the import check before it must pass
-    (diffusers, transformers and vpd_ros.bench importable from the source tree).
+    (diffusers, transformers and vpd_ros.apps.bench importable from the source tree).
     """
     script = Path(__file__).resolve().parents[2] / 'bench' / 'gpu_bench.sh'
     env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path))

@@ -22,7 +22,7 @@ from sensor_msgs.msg import (
     PointField,
 )
 from std_msgs.msg import Header
-from vpd_ros.geometry import backproject
+from vpd_ros.engine.geometry import backproject
 from vpd_ros.ros.conversions import (
     ImageDecodeError,
     bgr_to_image,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from vpd_ros.engine import EngineConfig, VPDEngine
-from vpd_ros.tta import shift_window_flip
+from vpd_ros.engine.tta import shift_window_flip
 
 RGB = (np.random.default_rng(0).random((120, 200, 3)) * 255).astype(np.uint8)
 
@@ -148,3 +148,49 @@ def test_engine_tta_runs_on_wide_input():
         manual = shift_window_flip(lambda b: eng.depth(b).depth, x)
     manual = F.interpolate(manual, size=RGB.shape[:2], mode='bilinear', align_corners=False)
     np.testing.assert_allclose(pred.depth, manual[0, 0].numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_per_frame_settings_are_predict_arguments(engine):
+    """mask_threshold and scene act on the one frame they are passed with, and are checked."""
+    low = engine.predict(RGB, ['the red ball'], depth=False, mask_threshold=0.05)
+    high = engine.predict(RGB, ['the red ball'], depth=False, mask_threshold=0.95)
+    np.testing.assert_array_equal(low.probs, high.probs)
+    np.testing.assert_array_equal(low.masks, low.probs > 0.05)
+    np.testing.assert_array_equal(high.masks, high.probs > 0.95)
+    depth_only = VPDEngine.from_preset('tiny', tasks=('depth',),
+                                       config=EngineConfig(input_size=(64, 64)))
+    scene0 = depth_only.predict(RGB, scene=0).depth
+    x = model_input(RGB, (64, 64))
+    with torch.no_grad():
+        manual = depth_only.depth(x, scene=torch.tensor([0])).depth
+    manual = F.interpolate(manual, size=RGB.shape[:2], mode='bilinear', align_corners=False)
+    np.testing.assert_allclose(scene0, manual[0, 0].numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='outside'):  # the id reaches the model's class table
+        depth_only.predict(RGB, scene=10 ** 6)
+    for bad in ({'mask_threshold': 1.0}, {'mask_threshold': 0.0}, {'scene': -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            engine.predict(RGB, **bad)
+
+
+def test_engine_config_stride_is_the_models():
+    """The torch-free option checks use the models' downsampling factor."""
+    from vpd_ros.engine.config import STRIDE
+    from vpd_ros.model.depth import STRIDE as MODEL_STRIDE
+
+    assert STRIDE == MODEL_STRIDE
+
+
+def test_loader_spec_refuses_what_cannot_load(tmp_path):
+    """Blank weights, unknown tasks and a missing folder are refused by name."""
+    from vpd_ros.engine import EngineSpec, load_engine
+
+    with pytest.raises(ValueError, match='weights'):
+        EngineSpec(weights='  ')
+    with pytest.raises(ValueError, match='tasks'):
+        EngineSpec(tasks=('depth', 'pose'))
+    with pytest.raises(FileNotFoundError, match='not a folder'):
+        load_engine(EngineSpec(weights=str(tmp_path / 'missing')))
+    spec = EngineSpec(weights='random:tiny', tasks=('refer',))
+    loaded = load_engine(spec, EngineConfig(input_size=(64, 64)))
+    assert loaded.tasks == ('refer',) and loaded.input_size == (64, 64)
+    assert loaded.truncated(['a ball', 'word ' * 200]) == [False, True]

@@ -32,7 +32,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from vpd_ros.ros.node import EXECUTOR_THREADS
-from vpd_ros.ros.soak import read_process_sample
+from vpd_ros.apps.measure import process_sample
 from vpd_ros_interfaces.srv import SetQuery
 
 pytestmark = pytest.mark.ros
@@ -117,7 +117,7 @@ def test_query_service_hammered_while_streaming(session: NodeSession) -> None:
 def test_out_of_memory_on_a_frame_drops_it_and_the_next_works(session: NodeSession) -> None:
     """A frame needing more memory than the process may have: dropped, ERROR, next one works."""
     pid = session.process.pid
-    before = read_process_sample(pid, 0.0)
+    before = process_sample(pid, 0.0)
     vm_kb = int(dict(line.split(':', 1) for line in open(f'/proc/{pid}/status')
                      )['VmSize'].split()[0])
     old = resource.prlimit(pid, resource.RLIMIT_AS)
@@ -138,7 +138,7 @@ def test_out_of_memory_on_a_frame_drops_it_and_the_next_works(session: NodeSessi
     finally:
         resource.prlimit(pid, resource.RLIMIT_AS, old)
     assert session.process.poll() is None
-    assert read_process_sample(pid, 0.0).threads == before.threads
+    assert process_sample(pid, 0.0).threads == before.threads
 
 
 def test_incompatible_qos_publisher_is_warned_once(session: NodeSession) -> None:
@@ -163,7 +163,7 @@ def _cycle(session: NodeSession, transitions: tuple[int, int], count: int) -> li
         for transition in transitions:
             assert session.client.change_state(session.node_name, transition), \
                 session.process.output()[-2000:]
-        samples.append(read_process_sample(session.process.pid, float(i)))
+        samples.append(process_sample(session.process.pid, float(i)))
     return samples
 
 

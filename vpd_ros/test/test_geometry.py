@@ -1,11 +1,11 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Tests for vpd_ros.geometry on analytically rendered scenes with known geometry."""
+"""Tests for vpd_ros.engine.geometry on analytically rendered scenes with known geometry."""
 
 import cv2
 import numpy as np
 import pytest
-from vpd_ros.geometry import (
+from vpd_ros.engine.geometry import (
     backproject,
     ground_object,
     intrinsics_for_image,

@@ -1,6 +1,7 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The dependency rule: model <- engine <- ros/cli; nothing outside ros/ imports ROS."""
+"""The layers: model/ -> engine/ -> ros/ -> apps/ (data/ and training/ beside), each importing
+only downwards; only ros/ and apps/ import ROS."""
 
 import ast
 import subprocess
@@ -27,28 +28,68 @@ def imported(path: Path):
                 yield node.module
 
 
-def test_no_ros_outside_the_ros_package():
-    """Only vpd_ros/ros/ may import rclpy or ROS message packages."""
+#: Each layer and the vpd_ros packages it may import (itself included); anything else, e.g.
+#: ros/ importing model/, or the engine importing ros/ or apps/, breaks the layering.
+LAYERS = {
+    'model': {'model'},
+    'data': {'data'},
+    'training': {'training', 'model', 'data'},
+    'engine': {'engine', 'model'},
+    'ros': {'ros', 'engine'},
+    'apps': {'apps', 'ros', 'engine', 'training', 'data', 'model'},
+}
+#: Layers that may import ROS packages (the node, and the applications that talk to it).
+ROS_LAYERS = ('ros', 'apps')
+
+
+def layer_of(path: Path) -> str:
+    """Return the layer (sub-package of vpd_ros) a file belongs to, '' for the package root."""
+    parts = path.relative_to(PKG).parts
+    return parts[0] if len(parts) > 1 else ''
+
+
+def test_every_module_is_in_a_layer():
+    """Every module lives in one of the layers (the root holds only __init__.py)."""
+    stray = [str(p.relative_to(PKG)) for p in PKG.rglob('*.py')
+             if layer_of(p) not in LAYERS and p != PKG / '__init__.py']
+    assert not stray, stray
+
+
+def test_each_layer_imports_only_downwards():
+    """model/ and data/ stand alone; the engine uses model/; ros/ only the engine; apps on top."""
     offenders = []
     for path in PKG.rglob('*.py'):
-        if 'ros' in path.relative_to(PKG).parts[:1]:
-            continue
-        offenders += [f'{path.name}: {m}' for m in imported(path)
-                      if m.split('.')[0] in ROS_MODULES]
+        allowed = LAYERS.get(layer_of(path), set())
+        for module in imported(path):
+            parts = module.split('.')
+            if parts[0] == 'vpd_ros' and len(parts) > 1 and parts[1] not in allowed:
+                offenders.append(f'{path.relative_to(PKG)}: {module}')
     assert not offenders, offenders
 
 
-def test_model_imports_neither_engine_nor_ros():
-    """vpd_ros.model depends only on PyTorch/diffusers/transformers and itself."""
-    for path in (PKG / 'model').rglob('*.py'):
-        bad = [m for m in imported(path) if m.startswith('vpd_ros.')
-               and not m.startswith('vpd_ros.model')]
-        assert not bad, (path.name, bad)
+def test_ros_only_in_the_ros_and_apps_layers():
+    """Only vpd_ros/ros/ and vpd_ros/apps/ import rclpy or ROS message packages."""
+    offenders = []
+    for path in PKG.rglob('*.py'):
+        if layer_of(path) not in ROS_LAYERS:
+            offenders += [f'{path.relative_to(PKG)}: {m}' for m in imported(path)
+                          if m.split('.')[0] in ROS_MODULES]
+    assert not offenders, offenders
+
+
+def test_engine_options_load_neither_torch_nor_diffusers():
+    """The node takes its checks from engine.config before it sets the offline variables."""
+    code = ('import sys, vpd_ros.engine.config;'
+            'print([m for m in ("torch", "diffusers", "transformers") if m in sys.modules])')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == '[]'
 
 
 def test_engine_import_does_not_load_rclpy():
     """Importing the engine (and the CLI) in a fresh interpreter loads no ROS module."""
-    code = ('import sys, vpd_ros.engine, vpd_ros.cli, vpd_ros.geometry, vpd_ros.visualize;'
+    code = ('import sys, vpd_ros.engine.loader, vpd_ros.apps.cli, vpd_ros.engine.geometry, '
+            'vpd_ros.engine.visualize;'
             f'print([m for m in sys.modules if m.split(".")[0] in {ROS_MODULES!r}])')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=120, check=True).stdout

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from vpd_ros.metrics import (DEPTH_METRICS, EIGEN_CROP, DepthMeter, ReferMeter, depth_eval_mask,
-                             depth_metrics, format_metrics, intersection_union)
+from vpd_ros.apps.metrics import (DEPTH_METRICS, EIGEN_CROP, DepthMeter, ReferMeter,
+                                  depth_eval_mask, depth_metrics, format_metrics,
+                                  intersection_union)
 
 
 def test_double_depth_gives_hand_computed_metrics():

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from vpd_ros.model import VPDDepth, VPDRefer, get_preset, tokenize
 from vpd_ros.model.backbone import ATTENTION_GROUPS, TextAdapter
-from vpd_ros.model.depth import pad_to_multiple, scene_id_from_name
+from vpd_ros.model.backbone import pad_to_multiple
+from vpd_ros.model.depth import scene_id_from_name
 from vpd_ros.model.pretrained import CheckpointMismatchError
 
 P = get_preset('tiny')

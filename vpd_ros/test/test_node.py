@@ -20,7 +20,7 @@ from helpers.vpd_client import LATCHED, Client, image_array, image_msg, start_no
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from vpd_ros.engine import EngineConfig, VPDEngine
+from vpd_ros.engine import EngineConfig, EngineSpec, VPDEngine, load_engine
 from vpd_ros_interfaces.msg import Grounding
 from vpd_ros_interfaces.srv import Ground, SetQuery
 
@@ -37,6 +37,7 @@ class Session:
 
     def __init__(self, process: harness.RosProcess, client: Client, engine: VPDEngine) -> None:
         self.process, self.client, self.engine = process, client, engine
+        self.mask_threshold = 0.5  # the node's mask_threshold as the tests last set it
         self.node_name = client.name('vpd_node')
         self.depth = client.collect(Image, 'depth')
         self.info = client.collect(CameraInfo, 'depth/camera_info')
@@ -81,8 +82,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         'input_size': list(INPUT_SIZE), 'default_query': QUERY, 'device': 'cpu'})
     client = Client(namespace)
     try:
-        engine = VPDEngine.load('random:tiny', config=EngineConfig(device='cpu',
-                                                                   input_size=INPUT_SIZE))
+        engine = load_engine(EngineSpec(weights='random:tiny'),
+                             EngineConfig(device='cpu', input_size=INPUT_SIZE))
         yield Session(process, client, engine)
     finally:
         client.close()
@@ -112,7 +113,7 @@ def test_outputs_match_the_engine(session: Session) -> None:
     threshold = float(np.median(session.engine.predict(rgb, [QUERY]).probs[0]))
     results = session.client.set_parameters(session.node_name, {'mask_threshold': threshold})
     assert results[0].successful, results[0].reason
-    session.engine.config.mask_threshold = threshold
+    session.mask_threshold = threshold
     session.send(rgb, 42)
 
     depth_msg = session.wait_for(session.depth, 42)[0]
@@ -138,7 +139,7 @@ def test_outputs_match_the_engine(session: Session) -> None:
 
 def test_set_query_changes_masks_and_batches_several(session: Session) -> None:
     """set_query with two queries: two Groundings, the mask of the first; blank: depth only."""
-    threshold = session.engine.config.mask_threshold
+    threshold = session.mask_threshold
     reply = session.set_query('a chair;  the red mug ')
     assert reply.success, reply.message
     assert session.client.spin_until(

@@ -27,7 +27,7 @@ from helpers.vpd_client import Client, image_array, start_node
 from lifecycle_msgs.msg import Transition
 from sensor_msgs.msg import Image
 
-from vpd_ros.engine import EngineConfig, VPDEngine
+from vpd_ros.engine import EngineConfig, EngineSpec, load_engine
 from vpd_ros_interfaces.srv import Ground, SetQuery
 
 pytestmark = pytest.mark.ros
@@ -95,7 +95,7 @@ def test_compressed_input_matches_the_engine(session: Session) -> None:
     rgb = camera_frame(SEED, 0, 640, 480)
     png = cv2.imdecode(cv2.imencode('.png', rgb[..., ::-1])[1], cv2.IMREAD_COLOR)[..., ::-1]
     np.testing.assert_array_equal(png, rgb)
-    engine = VPDEngine.load('random:tiny', config=EngineConfig(device='cpu'))
+    engine = load_engine(EngineSpec(weights='random:tiny'), EngineConfig(device='cpu'))
     expected = engine.predict(rgb, ['the red mug']).depth
     np.testing.assert_allclose(image_array(depth_msg), expected, rtol=1e-5, atol=1e-5)
 

@@ -13,10 +13,10 @@ import torch
 from safetensors import safe_open
 
 from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
-from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, VPDEngine
-from vpd_ros.evaluate import distinct_selections, evaluate_depth, evaluate_refer, rendered_depth, \
-    rendered_refer
-from vpd_ros.refer_breakdown import format_breakdown, refer_breakdown
+from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
+from vpd_ros.apps.evaluate import (distinct_selections, evaluate_depth, evaluate_refer,
+                                   rendered_depth, rendered_refer)
+from vpd_ros.apps.refer_breakdown import format_breakdown, refer_breakdown
 
 SEEDS = range(HELDOUT_SEEDS_START, HELDOUT_SEEDS_START + 20)
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
@@ -29,7 +29,7 @@ def engine():
     One intra-op thread is several times faster than two on a shared 2-core machine.
     """
     threads = torch.get_num_threads()
-    yield VPDEngine.load('tiny', config=EngineConfig(device='cpu', num_threads=1))
+    yield load_engine(EngineSpec(weights='tiny'), EngineConfig(device='cpu', num_threads=1))
     torch.set_num_threads(threads)
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import harness
 import pytest
 
-from vpd_ros.ros.soak import (ProcessSample, SoakReport, latency_percentiles,
-                              memory_slope_mb_per_min, read_process_sample)
+from vpd_ros.apps.measure import ProcessSample, percentiles, process_sample
+from vpd_ros.apps.soak import SoakReport, memory_slope_mb_per_min
 
 
 def test_memory_slope_fits_a_line_in_mb_per_minute() -> None:
@@ -32,9 +32,10 @@ def test_memory_slope_fits_a_line_in_mb_per_minute() -> None:
 
 def test_latency_percentiles_and_failures() -> None:
     """Percentiles come from the samples; each bound that is exceeded is named as a failure."""
-    latency = latency_percentiles([float(v) for v in range(1, 101)])
+    latency = percentiles([float(v) for v in range(1, 101)])
     assert latency['p50'] == pytest.approx(50.5) and latency['max'] == 100.0
-    assert latency_percentiles([]) == {}
+    assert latency['mean'] == pytest.approx(50.5)
+    assert percentiles([]) == {}
     report = SoakReport(duration_s=60, weights='random:tiny', outputs=10,
                         latency_ms=latency, memory_slope_mb_per_min=3.0)
     assert report.failures(max_memory_slope=5.0, max_p99_ms=200.0) == []
@@ -46,12 +47,12 @@ def test_latency_percentiles_and_failures() -> None:
                                           'no output received from the node']
 
 
-def test_read_process_sample_reads_this_process() -> None:
-    """RSS and thread count come from /proc/<pid>/status; a missing pid raises."""
-    sample = read_process_sample(os.getpid(), 1.0)
+def test_process_sample_reads_this_process() -> None:
+    """RSS and thread count of a live process; a missing pid raises."""
+    sample = process_sample(os.getpid(), 1.0)
     assert sample.rss_kb > 10_000 and sample.threads >= 1
     with pytest.raises(ProcessLookupError):
-        read_process_sample(2 ** 22 + 1, 0.0)
+        process_sample(2 ** 22 + 1, 0.0)
 
 
 @pytest.mark.ros
@@ -61,7 +62,7 @@ def test_sixty_second_soak_passes(tmp_path: Path) -> None:
     # One minute cannot tell the allocator's settling from a leak as ten can (the 10-minute run
     # in docs/reliability.md: slope +0.6 MB/min, yet its RSS peaked 35 MB above the start), so
     # the short run allows 15 MB/min; leaking a decoded VGA frame per output is about 55 MB/min.
-    command = [sys.executable, '-m', 'vpd_ros.ros.soak', '--duration', '60', '--warmup', '10',
+    command = [sys.executable, '-m', 'vpd_ros.apps.soak', '--duration', '60', '--warmup', '10',
                '--device', 'cpu', '--max-memory-slope', '15', '--json', str(report_path)]
     with harness.RosProcess(command, harness.ros_env(tmp_path), tmp_path / 'soak.log',
                             sigint_timeout=20.0) as soak:

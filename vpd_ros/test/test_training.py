@@ -10,7 +10,7 @@ import torch
 
 from vpd_ros.model import VPDDepth, VPDRefer, get_preset
 from vpd_ros.training.autoencoder import autoencoder_loss, build_autoencoder, copy_encoder
-from vpd_ros.training.datasets import DepthDataset, ReferDataset, SceneCache, make_batch
+from vpd_ros.data.datasets import DepthDataset, ReferDataset, SceneCache, make_batch
 from vpd_ros.training.losses import dice_loss, refer_loss, silog_loss
 from vpd_ros.training.optim import (LrSchedule, build_optimizer, default_schedule, freeze_vae,
                                     param_groups)

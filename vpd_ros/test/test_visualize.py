@@ -1,10 +1,11 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Tests for vpd_ros.visualize: what each debug picture shows, pixel by pixel where it matters."""
+"""Tests for vpd_ros.engine.visualize: what each debug picture shows, pixel by pixel where it
+matters."""
 
 import numpy as np
 import pytest
-from vpd_ros.visualize import DEFAULT_COLORS, colorize_depth, overlay_masks, side_by_side
+from vpd_ros.engine.visualize import DEFAULT_COLORS, colorize_depth, overlay_masks, side_by_side
 
 H, W = 120, 160
 

@@ -21,10 +21,13 @@ from functools import partial
 from typing import Any, Dict, List
 
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from torch import nn
 
 from .attention import AttentionMapProcessor, AttentionMapStore
+
+MULTIPLE = 64  # the UNet downsamples the 1/8 latent three times
 
 # Cross-attention layers whose maps VPD keeps ("A32": up_cross + down_cross at strides 16 and 32).
 ATTENTION_GROUPS: Dict[str, List[str]] = {
@@ -38,6 +41,13 @@ ATTENTION_GROUPS: Dict[str, List[str]] = {
 TAPS = {'F2': 'up_blocks.2.attentions.1', 'F3': 'up_blocks.1.attentions.1',
         'F4': 'up_blocks.0.resnets.1'}
 TIMESTEP = 1
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
+    """Zero-pad (B, C, H, W) at the bottom/right to multiples of ``multiple`` (VPD's 480 -> 512)."""
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(image, (0, pw, 0, ph)) if ph or pw else image
 
 
 class TextAdapter(nn.Module):
@@ -111,6 +121,10 @@ class VPDBackbone(nn.Module):
         """Channels of F1..F4 without attention maps."""
         c = self.unet.config.block_out_channels
         return [c[0], c[1], c[2], c[3]]
+
+    def encode_rgb(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode (B, 3, H, W) RGB in [0, 1]: to [-1, 1], zero-padded to multiples of 64 (VPD)."""
+        return self.encode_image(pad_to_multiple(images * 2.0 - 1.0, MULTIPLE))
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """Encode (B, 3, H, W) images in [-1, 1] to (B, 4, H/8, W/8) latents (posterior mode)."""

@@ -31,7 +31,6 @@ NYU_SCENES = (
     'excercise_room', 'foyer', 'home_storage', 'cafe', 'furniture_store', 'office_kitchen',
     'student_lounge', 'dining_room', 'reception_room', 'computer_lab', 'classroom', 'office',
     'bookstore')
-MULTIPLE = 64  # the UNet downsamples the 1/8 latent three times
 STRIDE = 32  # the neck's output stride; input sides must be multiples of it
 
 
@@ -99,13 +98,6 @@ class DepthDecoder(nn.Module):
         for _ in range(2):
             x = F.interpolate(x, scale_factor=2.0, mode='bilinear', align_corners=False)
         return x
-
-
-def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
-    """Zero-pad (B, C, H, W) at the bottom/right to multiples of ``multiple`` (VPD's 480 -> 512)."""
-    h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    return F.pad(image, (0, pw, 0, ph)) if ph or pw else image
 
 
 def check_image_size(h: int, w: int, stride: int = STRIDE) -> None:
@@ -187,7 +179,7 @@ class VPDDepth(PretrainedMixin, ModelMixin, ConfigMixin):
         """
         h, w = images.shape[-2:]
         check_image_size(h, w)
-        latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0))
+        latents = self.backbone.encode_rgb(images)
         depth = self.forward_latents(latents, (h, w), scene)
         return VPDDepthOutput(depth=depth) if return_dict else (depth,)
 

@@ -19,7 +19,7 @@ from .backbone import VPDBackbone
 from .convert import (REFER_PREFIXES, backbone_state_from_sd15, convert_official,
                       load_sd15_state, load_torch_file, refer_token_length, require_file,
                       text_state, unwrap_state_dict)
-from .depth import MULTIPLE, check_image_size, pad_to_multiple
+from .depth import check_image_size
 from .presets import get_preset
 from .pretrained import PretrainedMixin, load_strict
 from .text import TextFeatures, build_text_encoder, tokenize
@@ -147,7 +147,7 @@ class VPDRefer(PretrainedMixin, ModelMixin, ConfigMixin):
             text_embeddings, truncated = encoded.embeddings, encoded.truncated
         h, w = images.shape[-2:]
         check_image_size(h, w)
-        latents = self.backbone.encode_image(pad_to_multiple(images * 2.0 - 1.0, MULTIPLE))
+        latents = self.backbone.encode_rgb(images)
         logits = self.forward_latents(latents, text_embeddings, (h, w))
         return VPDReferOutput(logits=logits, truncated=truncated) if return_dict else (logits,)
 

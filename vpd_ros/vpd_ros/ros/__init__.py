@@ -1,3 +1,3 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The thin ROS 2 layer: node, message conversions. Only this package imports rclpy."""
+"""The thin ROS 2 layer: the node and its own pieces (parameters, worker, conversions)."""

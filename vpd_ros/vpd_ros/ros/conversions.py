@@ -22,7 +22,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from vpd_ros.geometry import backproject, sample_mask
+from vpd_ros.engine.geometry import backproject, sample_mask
 
 #: Default cap on decoded pixels (8K UHD); larger frames are refused before any copy.
 DEFAULT_MAX_PIXELS = 7680 * 4320
@@ -316,6 +316,6 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
 def camera_info_to_K(msg: CameraInfo) -> np.ndarray:
     """Return CameraInfo's ``k`` as a (3, 3) float64 camera matrix (ROI and binning not applied).
 
-    Check it with :func:`vpd_ros.geometry.intrinsics_for_image` against the image size.
+    Check it with :func:`vpd_ros.engine.geometry.intrinsics_for_image` against the image size.
     """
     return np.asarray(msg.k, dtype=np.float64).reshape(3, 3)

@@ -17,7 +17,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from vpd_ros.geometry import GroundingResult, scale_intrinsics
+from vpd_ros.engine.geometry import GroundingResult, scale_intrinsics
 from vpd_ros.ros.conversions import mask_to_image
 from vpd_ros_interfaces.msg import Grounding
 
@@ -85,7 +85,7 @@ def camera_info_for_image(info: CameraInfo, header: Header,
     """Return ``info`` restamped with ``header`` and matching an image of ``image_size`` (w, h).
 
     ``K`` is the camera matrix for that image (from
-    :func:`vpd_ros.geometry.intrinsics_for_image`); when the CameraInfo was for another
+    :func:`vpd_ros.engine.geometry.intrinsics_for_image`); when the CameraInfo was for another
     resolution, ``k`` and the 3x3 part of ``p`` are rescaled alike (``p``'s Tx and Ty
     scale with x and y); ROI and binning are copied unchanged.
     """

@@ -37,7 +37,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker
 
-from vpd_ros.geometry import ground_object, intrinsics_for_image
+from vpd_ros.engine.geometry import ground_object, intrinsics_for_image
 from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_K,
                                      compressed_to_rgb, depth_to_image, depth_to_pointcloud2,
                                      image_to_rgb)
@@ -45,14 +45,14 @@ from vpd_ros.ros.diagnostics import FrameStats, LogLimiter, diagnostic_array
 from vpd_ros.ros.messages import (camera_info_for_image, delete_all_marker, grounding_markers,
                                   grounding_msg)
 from vpd_ros.ros.params import (RUNTIME, NodeConfig, check_value, declare_parameters,
-                                parameter_values, qos_profile, read_config)
+                                engine_value, parameter_values, qos_profile, read_config)
 from vpd_ros.ros.queries import join_queries, parse_one_query, parse_queries
 from vpd_ros.ros.worker import InferenceWorker, Job
-from vpd_ros.visualize import colorize_depth, overlay_masks
+from vpd_ros.engine.visualize import colorize_depth, overlay_masks
 from vpd_ros_interfaces.msg import Grounding
 from vpd_ros_interfaces.srv import Ground, SetQuery
 
-if TYPE_CHECKING:  # imported in load_engine, after the download policy is in the environment
+if TYPE_CHECKING:  # imported in configure, after the download policy is in the environment
     from vpd_ros.engine import Prediction, VPDEngine
 
 #: Service request queue: the default (10) silently drops requests of a burst of callers.
@@ -88,7 +88,8 @@ def apply_download_policy(allow_download: bool) -> str:
     """Set the offline variables unless downloads are allowed; return a log description.
 
     They must be in the environment before diffusers/transformers are imported (they read
-    them once), which :func:`load_engine` does lazily, so the node calls this first.
+    them once), which the engine does when configure first loads it, so the node calls this
+    first.
     """
     if allow_download:
         return 'model downloads allowed (allow_download true)'
@@ -115,27 +116,11 @@ def _truncation_note(engine: VPDEngine, queries: List[str]) -> str:
 
     Such queries are cut to the token length (Grounding.truncated is set on their results).
     """
-    from vpd_ros.model.text import tokenize
-
-    cut = [q for q, t in zip(queries, tokenize(queries, engine.token_length).truncated) if t]
+    cut = [q for q, t in zip(queries, engine.truncated(queries)) if t]
     if not cut:
         return ''
     return (f' (truncated to the model\'s {engine.token_length} text tokens: '
             f'{join_queries(cut)})')
-
-
-def load_engine(config: NodeConfig) -> VPDEngine:
-    """Load the engine a :class:`NodeConfig` names (official checkpoints or ``weights``)."""
-    from vpd_ros.engine import EngineConfig, VPDEngine
-
-    engine_config = EngineConfig(device=config.device, dtype=config.dtype,
-                                 input_size=config.input_size, compile=config.compile,
-                                 num_threads=config.num_threads)
-    if config.official:
-        return VPDEngine.from_official(config.depth_checkpoint or None,
-                                       config.refer_checkpoint or None,
-                                       sd15=config.sd15 or None, config=engine_config)
-    return VPDEngine.load(config.weights, config.tasks, engine_config)
 
 
 class VPDNode(LifecycleNode):
@@ -207,10 +192,6 @@ class VPDNode(LifecycleNode):
         worker = self._worker
         if worker is not None and 'max_rate' in updated:
             worker.max_rate = float(updated['max_rate'])
-        engine = self._engine
-        if engine is not None:
-            engine.config.mask_threshold = float(updated['mask_threshold'])
-            engine.config.scene = None if updated['scene'] < 0 else int(updated['scene'])
         if notes:  # rclpy drops the reason of a successful result: say it in the log
             self.get_logger().info('; '.join(notes))
         return SetParametersResult(successful=True, reason='; '.join(notes))
@@ -223,10 +204,9 @@ class VPDNode(LifecycleNode):
         try:
             config = read_config(self._settings)
             start = time.perf_counter()
-            engine = load_engine(config)
-            engine.config.mask_threshold = float(self._settings['mask_threshold'])
-            scene = int(self._settings['scene'])
-            engine.config.scene = None if scene < 0 else scene
+            from vpd_ros.engine import load_engine  # loads torch and diffusers
+
+            engine = load_engine(config.spec, config.engine)
             engine.warmup(queries=max(1, len(config.default_queries)), iterations=1)
         except Exception as error:  # noqa: BLE001 - any load failure must keep the node alive
             reason = f'configure failed: {type(error).__name__}: {error}'
@@ -238,7 +218,8 @@ class VPDNode(LifecycleNode):
         self._create_outputs(config)
         self._publish_current_query()
         self._state_label = 'inactive'
-        source = 'official checkpoints' if config.official else f'weights {config.weights!r}'
+        source = ('official checkpoints' if config.spec.official
+                  else f'weights {config.spec.weights!r}')
         self.get_logger().info(
             f'configured: {source}, tasks {"+".join(engine.tasks)}, device {engine.device}, '
             f'dtype {str(engine.dtype).replace("torch.", "")}, input {engine.input_size}, '
@@ -276,7 +257,7 @@ class VPDNode(LifecycleNode):
             self.get_logger().error(f'activate failed: {error}')
             return TransitionCallbackReturn.FAILURE
         self._worker = InferenceWorker(self._process, self._on_worker_error,
-                                       float(settings['max_rate']))
+                                       float(settings['max_rate']), stats=self._stats)
         self._worker.start()
         self._qos_warned = set()
         if settings['image_transport'] == 'compressed':
@@ -459,10 +440,8 @@ class VPDNode(LifecycleNode):
 
     def _on_image(self, msg: Any) -> None:
         worker = self._worker
-        if worker is not None and worker.submit(msg):
-            self._stats.count('dropped')
         if worker is not None:
-            self._stats.count('received')
+            worker.submit(msg)  # counts received and dropped frames in self._stats
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -521,7 +500,10 @@ class VPDNode(LifecycleNode):
         info, K = self._intrinsics(size)
         standing = [] if job.replay else self._standing()
         queries = list(dict.fromkeys(standing + [r.query for r in job.requests]))
-        prediction = engine.predict(rgb, queries, depth='depth' in engine.tasks)
+        prediction = engine.predict(
+            rgb, queries, depth='depth' in engine.tasks,
+            mask_threshold=engine_value('mask_threshold', settings['mask_threshold']),
+            scene=engine_value('scene', settings['scene']))
         t.update({f'engine.{k}': v for k, v in prediction.timings.items()})
         mark = time.perf_counter()
         groundings = [grounding_msg(ground_object(mask, prediction.depth, K, prob), header, q,

@@ -6,7 +6,8 @@
 (:func:`check_value`, used by the node's set-parameters callback), startup validation
 (:func:`read_config`, used by configure) and the documentation in docs/ros-interface.md.
 Values that take effect only at the next configure or activate are accepted at runtime and
-say so. QoS profiles are built from the ``qos.*`` values here too.
+say so. QoS profiles are built from the ``qos.*`` values here too. The engine's options and
+per-frame settings take their choices and checks from :mod:`vpd_ros.engine.config`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from vpd_ros.engine.config import (COMPILE_MODES, DEVICE_CHOICES, DTYPE_CHOICES, FRAME_DEFAULTS,
+                                   EngineConfig, EngineSpec, check_option)
 from vpd_ros.ros.conversions import DEFAULT_MAX_PIXELS
 from vpd_ros.ros.queries import parse_queries
 
@@ -33,8 +36,12 @@ TASKS = {'depth': ('depth',), 'refer': ('refer',), 'both': ('depth', 'refer')}
 RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
                'best_effort': ReliabilityPolicy.BEST_EFFORT}
 TRANSPORTS = ('raw', 'compressed')
-DEVICES = ('auto', 'cpu', 'cuda', 'cuda:N')
-DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
+#: Parameter value -> engine value where ROS parameters cannot say "none" (0, -1, []).
+TO_ENGINE: Dict[str, Callable[[Any], Any]] = {
+    'num_threads': lambda v: int(v) or None,
+    'scene': lambda v: None if v == -1 else int(v),
+    'input_size': lambda v: tuple(v) if v is not None and len(v) else None,
+}
 
 
 def _choice(*allowed: str) -> Callable[[str, Any], None]:
@@ -51,29 +58,20 @@ def _at_least(low: float, unit: str = '') -> Callable[[str, Any], None]:
     return check
 
 
-def _open_unit(name: str, value: Any) -> None:
-    if not 0.0 < value < 1.0:
-        raise ValueError(f'{name} {value!r} must be in (0, 1)')
+def _engine(option: str) -> Callable[[str, Any], None]:
+    """Return a check of parameter values by the engine's rule for ``option``."""
+    def check(name: str, value: Any) -> None:
+        check_option(option, TO_ENGINE.get(option, lambda v: v)(value), name)
+    return check
 
 
-def _device(name: str, value: Any) -> None:
-    if not (value in ('auto', 'cpu', 'cuda') or
-            (value.startswith('cuda:') and value[5:].isdigit())):
-        raise ValueError(f'{name} {value!r} not in {", ".join(DEVICES)}')
+def engine_value(name: str, value: Any) -> Any:
+    """Return a parameter's value as the engine takes it (e.g. scene -1 -> None)."""
+    return TO_ENGINE.get(name, lambda v: v)(value)
 
 
-def _input_size(name: str, value: Any) -> None:
-    if value is None or len(value) == 0:
-        return
-    if len(value) != 2 or min(value) <= 0 or any(v % 32 for v in value):
-        raise ValueError(f'{name} {list(value)!r} must be [] (native) or [height, width], '
-                         'positive multiples of 32')
-
-
-def _not_blank(name: str, value: Any) -> None:
-    if not str(value).strip():
-        raise ValueError(f'{name} must name shipped weights (tiny), a model folder or '
-                         'random:<preset>, got a blank string')
+def _weights(name: str, value: Any) -> None:
+    EngineSpec(weights=str(value))  # raises ValueError naming ``weights`` when blank
 
 
 @dataclass(frozen=True)
@@ -90,33 +88,33 @@ class ParamSpec:
 PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('weights', 'tiny', 'model to load: a shipped name (tiny), a vpd_ros model folder '
               '(save_pretrained) or random:<preset> (random weights, tests)', CONFIGURE,
-              _not_blank),
+              _weights),
     ParamSpec('official.depth_checkpoint', '', 'official VPD depth checkpoint (.pth); when '
               'this or official.refer_checkpoint is set, they replace weights', CONFIGURE),
     ParamSpec('official.refer_checkpoint', '', 'official VPD referring checkpoint (.pth)',
               CONFIGURE),
     ParamSpec('official.sd15', '', 'Stable Diffusion 1.5 folder or file giving the CLIP text '
               'encoder for the official referring checkpoint', CONFIGURE),
-    ParamSpec('device', 'auto', 'auto (CUDA when available), cpu, cuda or cuda:N', CONFIGURE,
-              _device),
-    ParamSpec('dtype', 'auto', 'auto (float16 on CUDA, float32 on CPU), float32, float16, '
-              'bfloat16', CONFIGURE, _choice(*DTYPES)),
-    ParamSpec('compile', 'none', 'torch.compile of the backbones: none, default, '
-              'reduce-overhead (CUDA graphs) or max-autotune; compiled during configure',
-              CONFIGURE, _choice('none', 'default', 'reduce-overhead', 'max-autotune')),
+    ParamSpec('device', 'auto', f'{", ".join(DEVICE_CHOICES)}: auto = CUDA when available',
+              CONFIGURE, _engine('device')),
+    ParamSpec('dtype', 'auto', f'{", ".join(DTYPE_CHOICES)}: auto = float16 on CUDA, float32 '
+              'on CPU', CONFIGURE, _engine('dtype')),
+    ParamSpec('compile', 'none', f'torch.compile of the backbones: {", ".join(COMPILE_MODES)} '
+              '(reduce-overhead = CUDA graphs); compiled during configure', CONFIGURE,
+              _engine('compile')),
     ParamSpec('num_threads', 0, 'CPU threads for the model; 0 = torch\'s default (all cores)',
-              CONFIGURE, _at_least(0)),
+              CONFIGURE, _engine('num_threads')),
     ParamSpec('input_size', Parameter.Type.INTEGER_ARRAY, 'model input [height, width] in '
               'pixels, multiples of 32; [] or unset = the model\'s native size', CONFIGURE,
-              _input_size),
+              _engine('input_size')),
     ParamSpec('tasks', 'both', 'depth, refer or both: which models to load and run',
               CONFIGURE, _choice(*TASKS)),
     ParamSpec('default_query', '', 'standing query after configure; ";" separates several; '
               'blank = depth only', CONFIGURE),
-    ParamSpec('mask_threshold', 0.5, 'foreground probability above which a pixel is in the '
-              'mask, (0, 1)', RUNTIME, _open_unit),
+    ParamSpec('mask_threshold', FRAME_DEFAULTS['mask_threshold'], 'foreground probability '
+              'above which a pixel is in the mask, (0, 1)', RUNTIME, _engine('mask_threshold')),
     ParamSpec('scene', -1, 'depth scene-class id of the checkpoint, -1 = mean of the classes',
-              RUNTIME, _at_least(-1)),
+              RUNTIME, _engine('scene')),
     ParamSpec('image_transport', 'raw', 'raw: sensor_msgs/Image on image; compressed: '
               'sensor_msgs/CompressedImage on <image>/compressed', ACTIVATE,
               _choice(*TRANSPORTS)),
@@ -161,25 +159,12 @@ SPECS: Dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Validated startup values that configure acts on."""
+    """Validated startup values that configure acts on: what to load, how to run it."""
 
-    weights: str
-    depth_checkpoint: str
-    refer_checkpoint: str
-    sd15: str
-    device: str
-    dtype: str
-    compile: str
-    num_threads: Optional[int]
-    input_size: Optional[Tuple[int, int]]
-    tasks: Tuple[str, ...]
+    spec: EngineSpec
+    engine: EngineConfig
     default_queries: Tuple[str, ...]
     output_qos: QoSProfile
-
-    @property
-    def official(self) -> bool:
-        """Whether the official VPD checkpoints replace ``weights``."""
-        return bool(self.depth_checkpoint or self.refer_checkpoint)
 
 
 def declare_parameters(node: Node) -> None:
@@ -265,18 +250,16 @@ def read_config(values: Mapping[str, Any]) -> NodeConfig:
     if queries and 'refer' not in tasks:
         raise ValueError(f'default_query {values["default_query"]!r} needs a referring model, '
                          f'but tasks is {values["tasks"]!r}')
-    size = values['input_size']
+    spec = EngineSpec(weights=values['weights'].strip(),
+                      depth_checkpoint=checkpoints['depth'] if 'depth' in tasks else '',
+                      refer_checkpoint=checkpoints['refer'] if 'refer' in tasks else '',
+                      sd15=values['official.sd15'], tasks=tasks)
+    engine = EngineConfig(**{name: engine_value(name, values[name])
+                             for name in ('device', 'dtype', 'compile', 'num_threads',
+                                          'input_size')})
     return NodeConfig(
-        weights=values['weights'].strip(),
-        depth_checkpoint=checkpoints['depth'] if 'depth' in tasks else '',
-        refer_checkpoint=checkpoints['refer'] if 'refer' in tasks else '',
-        sd15=values['official.sd15'],
-        device=values['device'],
-        dtype=values['dtype'],
-        compile=values['compile'],
-        num_threads=int(values['num_threads']) or None,
-        input_size=(int(size[0]), int(size[1])) if size else None,
-        tasks=tasks,
+        spec=spec,
+        engine=engine,
         default_queries=tuple(queries),
         output_qos=qos_profile(values['qos.output.reliability'],
                                int(values['qos.output.depth'])),

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
+from vpd_ros.ros.diagnostics import FrameStats
+
 
 @dataclass
 class Frame:
@@ -77,23 +79,6 @@ class Job:
     replay: bool = False
 
 
-@dataclass
-class WorkerCounters:
-    """Totals since the worker was created.
-
-    Attributes:
-        received: frames submitted.
-        dropped: frames replaced before the worker took them (latest wins).
-        started: jobs the worker ran (frames and replays).
-        failed: jobs whose process function raised.
-    """
-
-    received: int = 0
-    dropped: int = 0
-    started: int = 0
-    failed: int = 0
-
-
 class InferenceWorker:
     """One thread that runs ``process`` on the newest frame, never on a queue of old ones.
 
@@ -104,11 +89,12 @@ class InferenceWorker:
             raises; the worker then continues with the next frame.
         max_rate: most frames per second the worker starts (0 = unlimited). Replays for
             ``use_latest`` requests are not limited.
+        stats: where received and dropped frames are counted (the node's diagnostics).
     """
 
     def __init__(self, process: Callable[[Job], None],
                  on_error: Callable[[Job, BaseException], None],
-                 max_rate: float = 0.0) -> None:
+                 max_rate: float = 0.0, stats: Optional[FrameStats] = None) -> None:
         self._process = process
         self._on_error = on_error
         self._cond = threading.Condition()
@@ -120,7 +106,8 @@ class InferenceWorker:
         self._next_start = 0.0
         self._max_rate = 0.0
         self.max_rate = max_rate
-        self.counters = WorkerCounters()
+        self.stats = stats or FrameStats()
+        self._seq = 0  # frames submitted; requests wait for a frame after theirs
 
     @property
     def max_rate(self) -> float:
@@ -173,11 +160,12 @@ class InferenceWorker:
         with self._cond:
             if not self._running:
                 return False
-            self.counters.received += 1
-            frame = Frame(msg=msg, seq=self.counters.received, received=time.monotonic())
+            self._seq += 1
+            self.stats.count('received')
+            frame = Frame(msg=msg, seq=self._seq, received=time.monotonic())
             replaced = self._pending is not None
             if replaced:
-                self.counters.dropped += 1
+                self.stats.count('dropped')
             self._pending = self._latest = frame
             self._cond.notify_all()
             return replaced
@@ -194,7 +182,7 @@ class InferenceWorker:
             if use_latest and self._latest is None:
                 raise RuntimeError('no frame received yet')
             request = GroundRequest(query=query, use_latest=use_latest,
-                                    after_seq=self.counters.received)
+                                    after_seq=self._seq)
             self._requests.append(request)
             self._cond.notify_all()
             return request
@@ -238,13 +226,9 @@ class InferenceWorker:
                 return
             for request in job.requests:
                 request.taken = True
-            with self._cond:
-                self.counters.started += 1
             try:
                 self._process(job)
             except Exception as error:  # noqa: BLE001 - any model failure must not end the thread
-                with self._cond:
-                    self.counters.failed += 1
                 self._on_error(job, error)
                 for request in job.requests:
                     request.finish(error=f'inference failed: {error}')

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..model.pretrained import WEIGHTS_NAME, PretrainedMixin, load_strict
-from .datasets import make_batch
+from ..data.datasets import make_batch
 from .losses import dice_loss, refer_loss, silog_loss
 from .optim import LrSchedule, set_lr
 
@@ -102,7 +102,7 @@ class Trainer:
     Args:
         model: the module to train (frozen parts have ``requires_grad`` False).
         loss_fn: (model, batch, device) -> scalar loss.
-        dataset: has ``sample(index, rng)`` and ``len`` (see :mod:`vpd_ros.training.datasets`).
+        dataset: has ``sample(index, rng)`` and ``len`` (see :mod:`vpd_ros.data.datasets`).
         optimizer: built by :func:`vpd_ros.training.optim.build_optimizer` (groups with lr_mult).
         schedule: base lr per iteration.
         out_dir: where ``checkpoint/`` goes.

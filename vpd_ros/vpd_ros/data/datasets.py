@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..data import render_scene
+from .scenes import render_scene
 
 CACHE_FILES = ('rgb.npy', 'depth.npy', 'instances.npy', 'meta.json')
 

@@ -25,91 +25,15 @@ import torch.nn.functional as F
 
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
-from .model import VPDDepth, VPDRefer, get_preset
-from .model.attention import AttentionMapProcessor
-from .model.depth import MULTIPLE, STRIDE, pad_to_multiple
+from ..model import VPDDepth, VPDRefer, get_preset
+from ..model.attention import AttentionMapProcessor
+from ..model.text import tokenize
+from .config import FRAME_DEFAULTS, EngineConfig, check_option, check_tasks
 from .tta import shift_window_flip
 
-PACKAGE_WEIGHTS = os.path.join(os.path.dirname(__file__), 'weights')
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
-COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune')
-ATTENTION_MODES = ('sdpa', 'explicit')
 #: torch.compile keeps one graph per (model, number of queries); the default limit of 8 is low.
 COMPILE_CACHE_LIMIT = 64
-
-
-@dataclass
-class EngineConfig:
-    """How the engine runs the models.
-
-    Args:
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        dtype: ``auto`` (float16 on CUDA, float32 on CPU), ``float32``, ``float16``, ``bfloat16``.
-        input_size: (height, width) the frame is resized to, multiples of 32; ``None`` = the
-            models' native square size (512 for sd15).
-        mask_threshold: foreground probability above which a pixel is in the mask (0.5 = argmax).
-        scene: depth scene-class id, ``None`` for the mean of the class embeddings.
-        tta: official depth test-time augmentation (shifted windows + flip; slower).
-        channels_last: NHWC memory format for the convolutions.
-        text_cache_size: number of queries whose text features are kept.
-        profile: synchronise the device between stages so that stage times are exact (this
-            also keeps the two UNets from overlapping on CUDA).
-        compile: ``torch.compile`` mode for the UNets and the VAE encoder: ``none``,
-            ``default``, ``reduce-overhead`` (CUDA graphs) or ``max-autotune``; compilation
-            happens on the first frames, so call :meth:`VPDEngine.warmup` before serving.
-        attention: ``sdpa`` (fused scaled-dot-product attention wherever VPD needs no
-            probabilities) or ``explicit`` (materialised softmax on every attention layer, as
-            the official code runs; a baseline for benchmarks).
-        shared_encode: encode each frame once with the shared VAE; ``False`` encodes it per
-            model, as the official code does (baseline).
-        text_cache: keep text features per query; ``False`` encodes every query every frame.
-        overlap: on CUDA with ``profile`` off, run the depth UNet on a side stream so that it
-            overlaps the referring UNet.
-        pinned_memory: on CUDA, upload frames from and download results to page-locked host
-            memory (asynchronous copies).
-        num_threads: CPU intra-op threads (``torch.set_num_threads``, process-wide);
-            ``None`` leaves torch's choice.
-    """
-
-    device: str = 'auto'
-    dtype: str = 'auto'
-    input_size: Optional[Tuple[int, int]] = None
-    mask_threshold: float = 0.5
-    scene: Optional[int] = None
-    tta: bool = False
-    channels_last: bool = True
-    text_cache_size: int = 64
-    profile: bool = True
-    compile: str = 'none'
-    attention: str = 'sdpa'
-    shared_encode: bool = True
-    text_cache: bool = True
-    overlap: bool = True
-    pinned_memory: bool = True
-    num_threads: Optional[int] = None
-
-    def __post_init__(self) -> None:
-        """Reject values that cannot work, naming them."""
-        if self.dtype not in ('auto', *DTYPES):
-            raise ValueError(f'dtype {self.dtype!r} not in auto, {", ".join(DTYPES)}')
-        if not (self.device in ('auto', 'cpu', 'cuda') or self.device.startswith('cuda:')):
-            raise ValueError(f'device {self.device!r} must be auto, cpu, cuda or cuda:N')
-        if not 0.0 < self.mask_threshold < 1.0:
-            raise ValueError(f'mask_threshold {self.mask_threshold} must be in (0, 1)')
-        if self.input_size is not None:
-            h, w = (int(v) for v in self.input_size)
-            if h <= 0 or w <= 0 or h % STRIDE or w % STRIDE:
-                raise ValueError(f'input_size {self.input_size} must be positive multiples of '
-                                 f'{STRIDE}')
-            self.input_size = (h, w)
-        if self.text_cache_size < 1:
-            raise ValueError(f'text_cache_size {self.text_cache_size} must be >= 1')
-        if self.compile not in COMPILE_MODES:
-            raise ValueError(f'compile {self.compile!r} not in {", ".join(COMPILE_MODES)}')
-        if self.attention not in ATTENTION_MODES:
-            raise ValueError(f'attention {self.attention!r} not in {", ".join(ATTENTION_MODES)}')
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f'num_threads {self.num_threads} must be >= 1 or None')
 
 
 @dataclass
@@ -149,13 +73,6 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == 'auto':
         return torch.float16 if device.type == 'cuda' else torch.float32
     return DTYPES[dtype]
-
-
-def default_weights() -> str:
-    """Return ``tiny`` when the shipped tiny model is complete, else ``random:tiny``."""
-    files = [os.path.join(PACKAGE_WEIGHTS, 'tiny', task, 'model.safetensors')
-             for task in ('depth', 'refer')]
-    return 'tiny' if all(os.path.isfile(f) for f in files) else 'random:tiny'
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -320,22 +237,6 @@ class VPDEngine:
             refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict())
         return cls(depth, refer, config)
 
-    @classmethod
-    def load(cls, weights: str, tasks: Sequence[str] = ('depth', 'refer'),
-             config: Optional[EngineConfig] = None) -> 'VPDEngine':
-        """Load by name: a shipped model (``tiny``), ``random:<preset>``, or a model folder."""
-        if weights.startswith('random:'):
-            return cls.from_preset(weights.split(':', 1)[1], tasks, config=config)
-        shipped = os.path.join(PACKAGE_WEIGHTS, weights)
-        if os.sep not in weights and os.path.isdir(shipped):
-            return cls.from_pretrained(shipped, tasks, config)
-        if not os.path.isdir(weights):
-            known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
-            raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
-                                    f'({", ".join(known) or "none shipped"}) and not '
-                                    'random:<preset>')
-        return cls.from_pretrained(weights, tasks, config)
-
     # --- running ------------------------------------------------------------------------------
 
     @property
@@ -354,6 +255,12 @@ class VPDEngine:
         yield
         self._sync()
         timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1e3
+
+    def truncated(self, queries: Sequence[str]) -> List[bool]:
+        """Return, per query, whether it is longer than the model's text tokens (and so cut)."""
+        if self.refer is None:
+            return [False] * len(queries)
+        return list(tokenize(list(queries), self.token_length).truncated)
 
     def text_features(self, queries: Sequence[str]) -> Tuple[torch.Tensor, List[bool]]:
         """Return (Q, L, D) text features for queries, computing only those not cached."""
@@ -409,17 +316,13 @@ class VPDEngine:
         return x.clamp_(0.0, 1.0)
 
     def _encode(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return model.backbone.encode_image(pad_to_multiple(x * 2.0 - 1.0, MULTIPLE))
+        return model.backbone.encode_rgb(x)
 
-    def _scene(self) -> Optional[torch.Tensor]:
-        return None if self.config.scene is None else torch.tensor([self.config.scene])
-
-    def _depth_tta(self, x: torch.Tensor) -> torch.Tensor:
+    def _depth_tta(self, x: torch.Tensor, scene: Optional[int]) -> torch.Tensor:
         def predict(batch: torch.Tensor) -> torch.Tensor:
             latents = self._encode(self.depth, batch)
-            scene = self._scene()
-            scene = None if scene is None else scene.expand(batch.shape[0])
-            return self.depth.forward_latents(latents, batch.shape[-2:], scene)
+            scenes = None if scene is None else torch.tensor([scene]).expand(batch.shape[0])
+            return self.depth.forward_latents(latents, batch.shape[-2:], scenes)
         return shift_window_flip(predict, x)
 
     @contextmanager
@@ -433,16 +336,23 @@ class VPDEngine:
             yield
 
     @torch.inference_mode()
-    def predict(self, rgb: np.ndarray, queries: Sequence[str] = (),
-                depth: bool = True) -> Prediction:
+    def predict(self, rgb: np.ndarray, queries: Sequence[str] = (), depth: bool = True,
+                mask_threshold: float = FRAME_DEFAULTS['mask_threshold'],
+                scene: Optional[int] = FRAME_DEFAULTS['scene']) -> Prediction:
         """Run one frame.
 
         Args:
             rgb: (H, W, 3) uint8 RGB image of any size.
             queries: referring expressions; each gets a mask (needs a referring model).
             depth: predict depth (needs a depth model).
+            mask_threshold: foreground probability above which a pixel is in the mask, (0, 1)
+                (0.5 = argmax).
+            scene: depth scene-class id of the checkpoint, ``None`` for the mean of the class
+                embeddings.
         """
         queries = list(queries)
+        mask_threshold = check_option('mask_threshold', mask_threshold)
+        scene = check_option('scene', scene)
         if depth and self.depth is None:
             raise RuntimeError('depth requested but this engine has no depth model')
         if queries and self.refer is None:
@@ -450,12 +360,13 @@ class VPDEngine:
         with self._lock:
             self._timings = {}
             try:
-                return self._predict(rgb, queries, depth, self._timings)
+                return self._predict(rgb, queries, depth, mask_threshold, scene,
+                                     self._timings)
             finally:
                 self._timings = None
 
-    def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool,
-                 t: Dict[str, float]) -> Prediction:
+    def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool, mask_threshold: float,
+                 scene: Optional[int], t: Dict[str, float]) -> Prediction:
         start = time.perf_counter()
         h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
         if self.config.compile == 'reduce-overhead':
@@ -479,9 +390,10 @@ class VPDEngine:
         if depth:
             with self._stage(t, 'depth'), self._side_stream_if(overlap):
                 if self.config.tta:
-                    depth_out = self._depth_tta(x)
+                    depth_out = self._depth_tta(x, scene)
                 else:
-                    depth_out = self.depth.forward_latents(latents, size, self._scene())
+                    scenes = None if scene is None else torch.tensor([scene])
+                    depth_out = self.depth.forward_latents(latents, size, scenes)
         if queries:
             refer_latents = latents
             if depth and not (self.shared_vae and self.config.shared_encode):
@@ -499,7 +411,7 @@ class VPDEngine:
                 t[f'{task}_head'] = t[task] - t.get(f'{task}_unet', 0.0)
         with self._stage(t, 'postprocess'):
             out_depth, probs = self._postprocess(depth_out, logits, (h, w))
-            masks = probs > self.config.mask_threshold
+            masks = probs > mask_threshold
             scores = [float(p[m].mean()) if m.any() else 0.0 for p, m in zip(probs, masks)]
         t['total'] = (time.perf_counter() - start) * 1e3
         return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
@@ -545,9 +457,3 @@ def set_explicit_attention(model: torch.nn.Module) -> None:
     if text_encoder is not None:
         text_encoder.set_attn_implementation('eager')
 
-
-def check_tasks(tasks: Sequence[str]) -> None:
-    """Raise ValueError unless tasks is a non-empty subset of depth, refer."""
-    bad = [t for t in tasks if t not in ('depth', 'refer')]
-    if bad or not tasks:
-        raise ValueError(f'tasks {list(tasks)} must be a non-empty subset of depth, refer')

@@ -18,8 +18,8 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Se
 
 import numpy as np
 
-from .data import render_scene
-from .engine import VPDEngine
+from ..data import render_scene
+from ..engine import VPDEngine
 from .metrics import DepthMeter, ReferMeter
 
 
@@ -66,7 +66,8 @@ def _total(samples: Any, limit: Optional[int]) -> Optional[int]:
 
 def evaluate_depth(engine: VPDEngine, samples: Iterable[Any], min_depth: float = 1e-3,
                    max_depth: float = 10.0, eigen_crop: bool = False,
-                   limit: Optional[int] = None, progress: bool = False) -> Dict[str, float]:
+                   limit: Optional[int] = None, progress: bool = False,
+                   scene: Optional[int] = None) -> Dict[str, float]:
     """Return mean per-image official depth metrics over samples with ``rgb`` and ``depth``.
 
     Args:
@@ -77,27 +78,30 @@ def evaluate_depth(engine: VPDEngine, samples: Iterable[Any], min_depth: float =
         eigen_crop: restrict to the Eigen crop (480x640 only).
         limit: evaluate at most this many samples.
         progress: show a tqdm bar.
+        scene: depth scene-class id (``None``: the mean of the class embeddings).
     """
     meter = DepthMeter(min_depth, max_depth, eigen_crop)
     items = islice(iter(samples), limit) if limit else iter(samples)
     for item in _progress(items, _total(samples, limit), progress, 'depth'):
-        pred = engine.predict(item.rgb, depth=True).depth
+        pred = engine.predict(item.rgb, depth=True, scene=scene).depth
         meter.update(pred, item.depth)
     return meter.result()
 
 
 def evaluate_refer(engine: VPDEngine, samples: Iterable[Any], limit: Optional[int] = None,
-                   progress: bool = False) -> Dict[str, float]:
+                   progress: bool = False, mask_threshold: float = 0.5) -> Dict[str, float]:
     """Return oIoU, mIoU and P@0.5..0.9 over sentences.
 
     ``samples`` yields :class:`ReferGroup` (all sentences of an image in one engine call) or
-    reader samples with ``rgb``, ``mask`` and ``sentence``; ``limit`` counts items.
+    reader samples with ``rgb``, ``mask`` and ``sentence``; ``limit`` counts items;
+    ``mask_threshold`` is the engine's per-frame foreground threshold.
     """
     meter = ReferMeter()
     items = islice(iter(samples), limit) if limit else iter(samples)
     for item in _progress(items, _total(samples, limit), progress, 'refer'):
         group = _as_refer_group(item)
-        masks = engine.predict(group.rgb, queries=group.texts, depth=False).masks
+        masks = engine.predict(group.rgb, queries=group.texts, depth=False,
+                               mask_threshold=mask_threshold).masks
         for pred, gt in zip(masks, group.masks):
             meter.update(pred, gt)
     return meter.result()

@@ -14,10 +14,10 @@ from typing import Dict, Iterable, List
 
 import numpy as np
 
-from .data import Scene
-from .data.expressions import SIZE_WORDS
-from .data.scenes import PALETTE
-from .engine import VPDEngine
+from ..data import Scene
+from ..data.expressions import SIZE_WORDS
+from ..data.scenes import PALETTE
+from ..engine import VPDEngine
 from .metrics import ReferMeter
 
 #: Target visible-pixel buckets at 320x240 (upper bounds, exclusive).
@@ -38,10 +38,12 @@ def expression_tags(text: str, kind: str, target_pixels: int, n_objects: int) ->
     return tags
 
 
-def refer_breakdown(engine: VPDEngine, scenes: Iterable[Scene]) -> Dict[str, Dict[str, float]]:
+def refer_breakdown(engine: VPDEngine, scenes: Iterable[Scene],
+                    mask_threshold: float = 0.5) -> Dict[str, Dict[str, float]]:
     """Return per category: official referring metrics, ``hit`` rate and ``mIoU|hit``.
 
-    ``scenes`` are rendered scenes, e.g. ``map(render_scene, seeds)``.
+    ``scenes`` are rendered scenes, e.g. ``map(render_scene, seeds)``; ``mask_threshold`` is
+    the engine's per-frame foreground threshold.
     """
     meters: Dict[str, ReferMeter] = {}
     hits: Dict[str, List[bool]] = {}
@@ -51,7 +53,8 @@ def refer_breakdown(engine: VPDEngine, scenes: Iterable[Scene]) -> Dict[str, Dic
         objects = {o.id: o for o in scene.objects}
         in_view = sum(o.pixel_count > 0 for o in scene.objects)
         texts = [r.text for r in scene.expressions]
-        masks = engine.predict(scene.rgb, queries=texts, depth=False).masks
+        masks = engine.predict(scene.rgb, queries=texts, depth=False,
+                               mask_threshold=mask_threshold).masks
         for ref, pred in zip(scene.expressions, masks):
             gt = scene.instances == ref.target_id
             under = scene.instances[pred]

@@ -33,7 +33,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from ..data import render_scene
-from .conversions import rgb_to_compressed, rgb_to_image
+from ..ros.conversions import rgb_to_compressed, rgb_to_image
 
 
 def camera_info_message(K, width: int, height: int, header: Header) -> CameraInfo:

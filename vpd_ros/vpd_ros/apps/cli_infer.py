@@ -16,8 +16,8 @@ from typing import List
 import cv2
 import numpy as np
 
-from .cli_common import add_engine_arguments, engine_from_args
-from .visualize import colorize_depth, overlay_masks, side_by_side
+from .cli_common import add_engine_arguments, engine_from_args, frame_settings
+from ..engine.visualize import colorize_depth, overlay_masks, side_by_side
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -70,7 +70,8 @@ def run_infer(args: argparse.Namespace) -> int:
             print(f'{path}: not a readable image, skipped', file=sys.stderr)
             continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        pred = engine.predict(rgb, args.query, depth=engine.depth is not None)
+        pred = engine.predict(rgb, args.query, depth=engine.depth is not None,
+                              **frame_settings(args))
         stem = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0])
         panels, titles = [bgr], ['input']
         if pred.depth is not None:

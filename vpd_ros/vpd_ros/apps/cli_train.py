@@ -1,6 +1,6 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""``vpd-ros train`` and ``vpd-ros eval``: argument parsers and their implementations.
+"""``vpd-ros train``: the argument parser and its implementation.
 
 Training defaults follow the official recipe for ``--preset sd15``; ``--preset tiny`` is trained
 from scratch (there is no pretrained tiny UNet), so its UNet runs at full lr and its lrs are
@@ -14,9 +14,10 @@ import functools
 import json
 import os
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
-DATA_KINDS = ('rendered', 'nyu', 'refcoco', 'user')
+from .cli_data import add_data_arguments, depth_reader, refer_reader
+
 TRAIN_TASKS = ('vae', 'depth', 'refer')
 # (preset, task) -> lr, min_lr, weight decay, UNet and text-tower lr multipliers, Dice weight.
 TRAIN_DEFAULTS: Dict[Tuple[str, str], Dict[str, float]] = {
@@ -33,34 +34,6 @@ VAE_DEFAULTS = {'lr': 1e-3, 'min_lr': 0.0, 'weight_decay': 0.0, 'unet_lr_mult': 
                 'text_lr_mult': 1.0, 'dice_weight': 0.0}
 CLASS_TEMPLATES = ('a photo of a {}.', 'a picture of a {}.', 'an image of a {}.',
                    'a photo of the {}.', 'a rendering of a {}.')
-
-
-def parse_seeds(text: str) -> range:
-    """Parse ``start:stop`` into a seed range (stop exclusive)."""
-    try:
-        start, stop = (int(v) for v in text.split(':'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'seeds {text!r} must be start:stop') from None
-    if not 0 <= start < stop:
-        raise argparse.ArgumentTypeError(f'seeds {text!r}: need 0 <= start < stop')
-    return range(start, stop)
-
-
-def _add_data_args(p: argparse.ArgumentParser, default_seeds: str) -> None:
-    g = p.add_argument_group('data')
-    g.add_argument('--data', choices=DATA_KINDS, default='rendered',
-                   help='rendered scenes, NYUv2, RefCOCO-family, or a user folder/JSON')
-    g.add_argument('--seeds', type=parse_seeds, default=parse_seeds(default_seeds),
-                   help='rendered scene seeds start:stop (default %(default)s)')
-    g.add_argument('--root', help='NYU data root (--list paths are relative to it) or RefCOCO '
-                   'data root (holding <dataset>/refs(<split-by>).p and images/)')
-    g.add_argument('--list', dest='list_file', help='NYU filenames file (<rgb> <depth> <focal>)')
-    g.add_argument('--dataset', default='refcoco', help='refcoco, refcoco+ or refcocog')
-    g.add_argument('--split-by', default='unc', help='unc, umd or google')
-    g.add_argument('--split', default='val', help='RefCOCO split, e.g. val, testA')
-    g.add_argument('--image-root', help='COCO train2014 folder (default under --root)')
-    g.add_argument('--folder', help='user depth folder (rgb/, depth/)')
-    g.add_argument('--json', dest='json_file', help='user refer JSON file')
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -105,59 +78,14 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
     p.add_argument('--render-workers', type=int, default=1,
                    help='processes that render a missing scene cache')
-    _add_data_args(p, '0:2000')
+    add_data_arguments(p, '0:2000')
     p.set_defaults(func=run_train)
     return p
 
 
-def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``eval`` to an argparse sub-parser set and return its parser."""
-    from .cli_common import add_engine_arguments
-    p = subparsers.add_parser('eval', help='print official depth/referring metrics of a model',
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_engine_arguments(p)
-    p.add_argument('--limit', type=int, default=0, help='evaluate at most N samples (0: all)')
-    p.add_argument('--eigen-crop', action='store_true', help='NYUv2 Eigen crop (480x640 only)')
-    p.add_argument('--min-depth', type=float, default=1e-3)
-    p.add_argument('--max-depth', type=float, default=10.0)
-    p.add_argument('--json-out', help='also write the metrics to this JSON file')
-    p.add_argument('--by-category', action='store_true', help='rendered refer: also print the '
-                   'metrics per kind of expression, word used and target size (a Markdown table)')
-    _add_data_args(p, '1000000:1000200')
-    p.set_defaults(func=run_eval)
-    return p
-
-
-def _depth_reader(args: argparse.Namespace) -> Any:
-    from .data import NyuDepthSplit, UserDepthFolder
-    if args.data == 'nyu':
-        if not (args.root and args.list_file):
-            raise ValueError('--data nyu needs --root and --list')
-        return NyuDepthSplit(args.root, args.list_file)
-    if args.data == 'user':
-        if not args.folder:
-            raise ValueError('--data user needs --folder for depth')
-        return UserDepthFolder(args.folder)
-    raise ValueError(f'--data {args.data} has no depth ground truth; use rendered, nyu or user')
-
-
-def _refer_reader(args: argparse.Namespace) -> Any:
-    from .data import RefCocoSplit, UserReferJson
-    if args.data == 'refcoco':
-        if not args.root:
-            raise ValueError('--data refcoco needs --root')
-        return RefCocoSplit(args.root, args.dataset, args.split_by, args.split, args.image_root)
-    if args.data == 'user':
-        if not args.json_file:
-            raise ValueError('--data user needs --json for referring')
-        return UserReferJson(args.json_file)
-    raise ValueError(f'--data {args.data} has no referring ground truth; use rendered, '
-                     'refcoco or user')
-
-
 def _scene_cache(args: argparse.Namespace, size: int) -> Any:
     """Render (once) the seeds at ``size``; datasets resize to other training sizes."""
-    from .training.datasets import SceneCache
+    from ..data.datasets import SceneCache
     folder = os.path.join(args.cache, f'seeds{args.seeds.start}-{args.seeds.stop}_{size}')
     return SceneCache.build(folder, args.seeds, size, progress=True,
                             workers=args.render_workers)
@@ -166,7 +94,7 @@ def _scene_cache(args: argparse.Namespace, size: int) -> Any:
 def _build_model(args: argparse.Namespace) -> Any:
     import torch
 
-    from .model import VPDDepth, VPDRefer, get_preset
+    from ..model import VPDDepth, VPDRefer, get_preset
     p = get_preset(args.preset)
     cls = VPDDepth if args.task == 'depth' else VPDRefer
     head: Dict[str, Any] = dict(p[args.task])
@@ -185,7 +113,7 @@ def _build_model(args: argparse.Namespace) -> Any:
         torch.manual_seed(args.seed)
         model = cls(p['unet'], p['vae'], **head)
     if args.vae:
-        from .training.autoencoder import copy_encoder, load_autoencoder
+        from ..training.autoencoder import copy_encoder, load_autoencoder
         copy_encoder(load_autoencoder(args.vae), model)
     if args.task == 'depth' and args.class_text_from:
         set_class_embeddings(model, VPDRefer.from_pretrained(args.class_text_from))
@@ -199,7 +127,7 @@ def set_class_embeddings(depth: Any, refer: Any) -> None:
     """
     import torch
 
-    from .model import tokenize
+    from ..model import tokenize
     names = depth.config.class_names
     if not names:
         raise ValueError('the depth model has no class_names to embed')
@@ -218,10 +146,10 @@ def run_train(args: argparse.Namespace) -> int:
     """Implement ``vpd-ros train``: build model, data, optimiser and schedule; train; save."""
     import torch
 
-    from .model import get_preset
-    from .training.datasets import DepthDataset, ReferDataset
-    from .training.optim import LrSchedule, build_optimizer, default_schedule, freeze_vae
-    from .training.trainer import (Trainer, TrainerConfig, depth_loss_fn, refer_loss_fn,
+    from ..model import get_preset
+    from ..data.datasets import DepthDataset, ReferDataset
+    from ..training.optim import LrSchedule, build_optimizer, default_schedule, freeze_vae
+    from ..training.trainer import (Trainer, TrainerConfig, depth_loss_fn, refer_loss_fn,
                                    save_weights)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -231,15 +159,15 @@ def run_train(args: argparse.Namespace) -> int:
     if args.data == 'rendered':
         source = _scene_cache(args, get_preset(args.preset)['image_size'])
     elif args.task == 'refer':
-        source = _refer_reader(args)
+        source = refer_reader(args)
     else:
-        source = _depth_reader(args)
+        source = depth_reader(args)
     config = TrainerConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                            precision=args.precision, device=args.device,
                            save_every=args.save_every, grad_clip=args.grad_clip)
     start = time.perf_counter()
     if args.task == 'vae':
-        from .training.autoencoder import autoencoder_loss, build_autoencoder
+        from ..training.autoencoder import autoencoder_loss, build_autoencoder
         torch.manual_seed(args.seed)
         model = build_autoencoder(args.preset)
         dataset = DepthDataset(source, size, augment=True, crop=args.crop)
@@ -279,40 +207,4 @@ def run_train(args: argparse.Namespace) -> int:
     with open(os.path.join(args.out, 'train_summary.json'), 'w', encoding='utf-8') as f:
         json.dump(summary, f, indent=1)
     print(json.dumps(summary))
-    return 0
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    """Implement ``vpd-ros eval``: load the engine, run the chosen data, print the metrics."""
-    from .cli_common import engine_from_args
-    from .evaluate import evaluate_depth, evaluate_refer, rendered_depth, rendered_refer
-    from .metrics import format_metrics
-    engine = engine_from_args(args)
-    limit: Optional[int] = args.limit or None
-    results: Dict[str, Dict[str, float]] = {}
-    by_category: Dict[str, Dict[str, float]] = {}
-    if 'depth' in engine.tasks:
-        samples = (rendered_depth(args.seeds) if args.data == 'rendered'
-                   else _depth_reader(args))
-        results['depth'] = evaluate_depth(engine, samples, args.min_depth, args.max_depth,
-                                          args.eigen_crop, limit, progress=True)
-    if 'refer' in engine.tasks:
-        if args.by_category and args.data == 'rendered':
-            from .data import render_scene
-            from .refer_breakdown import format_breakdown, refer_breakdown
-            seeds = args.seeds[:limit] if limit else args.seeds
-            table = refer_breakdown(engine, map(render_scene, seeds))
-            print(format_breakdown(table))
-            results['refer'] = table['all']
-            by_category = table
-        else:
-            samples = (rendered_refer(args.seeds) if args.data == 'rendered'
-                       else _refer_reader(args))
-            results['refer'] = evaluate_refer(engine, samples, limit, progress=True)
-    for task, metrics in results.items():
-        print(f'{task}: {format_metrics(metrics)}')
-    if args.json_out:
-        with open(args.json_out, 'w', encoding='utf-8') as f:
-            json.dump({**results, 'refer_by_category': by_category} if by_category else results,
-                      f, indent=1)
     return 0

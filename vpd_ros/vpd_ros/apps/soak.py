@@ -8,12 +8,12 @@ soak window, after a warm-up:
 
 * frames in (camera), received, processed and dropped by the node (latest wins), outputs out;
 * latency from the camera stamp to the receipt of the node's ``depth`` output (percentiles);
-* the node process's resident memory (``VmRSS`` in ``/proc/<pid>/status``, once a second) and
+* the node process's resident memory (RSS, read with psutil once a second) and
   the least-squares slope of it, MB per minute, and its thread count.
 
 Exit status 0 when the node and camera stayed up, outputs arrived, the memory slope stayed under
 ``--max-memory-slope`` and latency p99 under ``--max-p99-ms``; 1 otherwise, with the reasons
-printed. Every process runs under the loopback network rule (vpd_ros.rosenv).
+printed. Every process runs under the loopback network rule (vpd_ros.apps.rosenv).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import rosenv
+from . import rosenv
+from .measure import ProcessSample, percentiles, process_sample
 
 #: Default soak length, seconds (the issue's 10 minutes).
 DEFAULT_DURATION_S = 600.0
@@ -48,21 +49,6 @@ DEFAULT_MAX_MEMORY_SLOPE = 5.0
 DEFAULT_MAX_P99_MS = 2000.0
 #: Seconds for the node to import torch, load the model and warm up.
 START_TIMEOUT_S = 180.0
-
-
-@dataclass
-class ProcessSample:
-    """One sample of the node process.
-
-    Attributes:
-        t: seconds since the soak window started.
-        rss_kb: resident set size, kB (``VmRSS``).
-        threads: number of threads (``Threads``).
-    """
-
-    t: float
-    rss_kb: int
-    threads: int
 
 
 @dataclass
@@ -130,21 +116,6 @@ class SoakReport:
         ])
 
 
-def read_process_sample(pid: int, t: float) -> ProcessSample:
-    """Read ``VmRSS`` and ``Threads`` of process ``pid`` from /proc (Linux).
-
-    Raises:
-        ProcessLookupError: the process no longer exists.
-    """
-    try:
-        with open(f'/proc/{pid}/status', encoding='ascii') as f:
-            fields = dict(line.split(':', 1) for line in f if ':' in line)
-    except FileNotFoundError as error:
-        raise ProcessLookupError(f'process {pid} is gone') from error
-    return ProcessSample(t=t, rss_kb=int(fields['VmRSS'].split()[0]),
-                         threads=int(fields['Threads']))
-
-
 def memory_slope_mb_per_min(samples: Sequence[ProcessSample]) -> float:
     """Return the least-squares slope of RSS over time, MB per minute (0 for < 2 samples)."""
     if len(samples) < 2:
@@ -157,46 +128,29 @@ def memory_slope_mb_per_min(samples: Sequence[ProcessSample]) -> float:
     return float(slope_per_s * 60.0)
 
 
-def latency_percentiles(latencies_ms: Sequence[float]) -> Dict[str, float]:
-    """Return p50, p90, p99 and max of ``latencies_ms`` (empty dict for no samples)."""
-    if not latencies_ms:
-        return {}
-    values = np.asarray(latencies_ms, np.float64)
-    out = {f'p{q}': float(np.percentile(values, q)) for q in (50, 90, 99)}
-    out['max'] = float(values.max())
-    return out
-
-
 class SoakClient:
     """The measuring side: counts camera frames, timestamps outputs, reads node diagnostics."""
 
     def __init__(self) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from lifecycle_msgs.srv import GetState
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
 
-        self.rclpy = rclpy
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f'vpd_soak_{os.getpid()}', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        from .ros_client import RosClient
+
+        self.ros = RosClient(f'vpd_soak_{os.getpid()}')
         self.counting = False
         self.frames_in = 0
         self.outputs_seen = 0
         self.latencies_ms: List[float] = []
         self.totals: Dict[str, int] = {}
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(String, 'sim_camera/scene', self._on_frame, 50)
-        self.node.create_subscription(Image, 'depth', self._on_depth, qos)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-        self.get_state = self.node.create_client(GetState, '/vpd_node/get_state')
-        self.GetState = GetState
+        node = self.ros.node
+        node.create_subscription(String, 'sim_camera/scene', self._on_frame, 50)
+        node.create_subscription(Image, 'depth', self._on_depth, qos)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.spin_for = self.ros.spin_for
 
     def _on_frame(self, msg: object) -> None:
         if self.counting:
@@ -215,27 +169,13 @@ class SoakClient:
                 self.totals = {kv.key[:-len('_total')]: int(kv.value) for kv in status.values
                                if kv.key.endswith('_total')}
 
-    def spin_for(self, seconds: float) -> None:
-        """Process callbacks for ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=min(0.05, max(deadline - time.monotonic(), 0)))
-
     def node_active(self) -> bool:
         """Return True once vpd_node reports the lifecycle state ``active``."""
-        if not self.get_state.wait_for_service(timeout_sec=1.0):
-            return False
-        future = self.get_state.call_async(self.GetState.Request())
-        deadline = time.monotonic() + 2.0
-        while not future.done() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
-        return future.done() and future.result().current_state.label == 'active'
+        return self.ros.state('/vpd_node', 2.0) == 'active'
 
     def close(self) -> None:
         """Shut this client's context down."""
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.context)
+        self.ros.close()
 
 
 def add_soak_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -301,7 +241,7 @@ def measure(client: SoakClient, node: rosenv.RosProcess, camera: rosenv.RosProce
         if report.crashed:
             break
         try:
-            samples.append(read_process_sample(node.pid, elapsed))
+            samples.append(process_sample(node.pid, elapsed))
         except ProcessLookupError as error:
             report.crashed = str(error)
             break
@@ -314,7 +254,7 @@ def measure(client: SoakClient, node: rosenv.RosProcess, camera: rosenv.RosProce
                 client.totals.get(key, 0) - start_totals.get(key, 0))
     report.frames_in = client.frames_in
     report.outputs = len(client.latencies_ms)
-    report.latency_ms = latency_percentiles(client.latencies_ms)
+    report.latency_ms = percentiles(client.latencies_ms)
     report.memory_slope_mb_per_min = memory_slope_mb_per_min(samples)
     if samples:
         rss = [s.rss_kb / 1024.0 for s in samples]
@@ -396,7 +336,7 @@ def run_soak(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run ``soak`` as ``python -m vpd_ros.ros.soak [options]``."""
+    """Run ``soak`` as ``python -m vpd_ros.apps.soak [options]``."""
     parser = argparse.ArgumentParser(prog='vpd-ros soak', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_soak_arguments(parser)

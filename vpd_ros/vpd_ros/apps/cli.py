@@ -11,12 +11,12 @@ from typing import List, Optional
 
 # (module, function adding the sub-command); modules are imported lazily to keep --help fast.
 SUBCOMMANDS = [
-    ('vpd_ros.cli_infer', 'add_infer_parser'),
-    ('vpd_ros.cli_train', 'add_train_parser'),
-    ('vpd_ros.cli_train', 'add_eval_parser'),
-    ('vpd_ros.bench', 'add_bench_parser'),
-    ('vpd_ros.ros.demo', 'add_demo_parser'),
-    ('vpd_ros.ros.soak', 'add_soak_parser'),
+    ('vpd_ros.apps.cli_infer', 'add_infer_parser'),
+    ('vpd_ros.apps.cli_train', 'add_train_parser'),
+    ('vpd_ros.apps.cli_eval', 'add_eval_parser'),
+    ('vpd_ros.apps.bench', 'add_bench_parser'),
+    ('vpd_ros.apps.demo', 'add_demo_parser'),
+    ('vpd_ros.apps.soak', 'add_soak_parser'),
 ]
 
 

@@ -10,8 +10,8 @@ frame, contiguous tensors: how the official code runs), alternating frames betwe
 engines so that both see the same machine load, and prints one table of both.
 
 Node mode (``--node``) starts ``vpd_node`` and a simulated camera as separate processes on DDS,
-loopback only (:mod:`vpd_ros.rosenv`), and reports camera-stamp-to-output latency and the node's
-own per-stage means (decode, engine, encode, publish) from its diagnostics.
+loopback only (:mod:`vpd_ros.apps.rosenv`), and reports camera-stamp-to-output latency and the
+node's own per-stage means (decode, engine, encode, publish) from its diagnostics.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+
+from ..engine.config import COMPILE_MODES, DTYPE_CHOICES
+from .measure import host_peak_mb, percentiles, reset_host_peak
 
 #: Stage names in table order (those the engine did not run are left out).
 STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_head', 'refer',
@@ -80,51 +83,12 @@ def optimized_config(device: str = 'auto', dtype: str = 'auto',
                      input_size: Optional[Sequence[int]] = None, compile_mode: str = 'none',
                      num_threads: Optional[int] = None) -> Any:
     """Return the engine configuration the benchmark calls optimized (the deployed one)."""
-    from .engine import EngineConfig
+    from ..engine import EngineConfig
 
     return EngineConfig(device=device, dtype=dtype,
                         input_size=tuple(input_size) if input_size else None,
                         compile=compile_mode, num_threads=num_threads, channels_last=True,
                         shared_encode=True, text_cache=True, overlap=True, pinned_memory=True)
-
-
-def percentiles(values_ms: Sequence[float]) -> Dict[str, float]:
-    """Return p50, p90, p99 and mean of ``values_ms``."""
-    values = np.asarray(values_ms, np.float64)
-    out = {f'p{q}': float(np.percentile(values, q)) for q in (50, 90, 99)}
-    out['mean'] = float(values.mean())
-    return out
-
-
-def _read_status_kb(field: str) -> int:
-    """Return a ``/proc/self/status`` field in kB (0 where /proc is missing)."""
-    try:
-        with open('/proc/self/status', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _reset_host_peak() -> None:
-    """Reset the process's peak RSS (``VmHWM``) so the next reading covers one frame."""
-    try:
-        with open('/proc/self/clear_refs', 'w', encoding='utf-8') as f:
-            f.write('5')
-    except OSError:
-        pass
-
-
-def host_peak_mb() -> float:
-    """Return the process's peak RSS since the last reset, MB."""
-    kb = _read_status_kb('VmHWM')
-    if not kb:
-        import resource
-
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024.0
 
 
 def model_mb(engine: Any) -> float:
@@ -153,9 +117,10 @@ def build_engines(weights: str, tasks: Sequence[str],
     again rather than deep-copying: a copied backbone's feature-tap hooks would still write
     to the original.)
     """
-    from .engine import VPDEngine
+    from ..engine import EngineSpec, load_engine
 
-    return {name: VPDEngine.load(weights, tasks, config) for name, config in configs.items()}
+    spec = EngineSpec(weights=weights, tasks=tuple(tasks))
+    return {name: load_engine(spec, config) for name, config in configs.items()}
 
 
 @dataclasses.dataclass
@@ -189,7 +154,7 @@ def _run_frame(engine: Any, frame: np.ndarray, queries: List[str],
     cuda = engine.device.type == 'cuda'
     if cuda:
         torch.cuda.reset_peak_memory_stats(engine.device)
-    _reset_host_peak()
+    reset_host_peak()
     start = time.perf_counter()
     pred = engine.predict(frame, queries, depth=depth)
     out = dict(pred.timings)
@@ -289,10 +254,9 @@ def results_markdown(results: Dict[int, Dict[str, EngineResult]]) -> str:
 
 def engine_report(args: argparse.Namespace) -> Dict[str, Any]:
     """Run the engine benchmark the arguments describe; return a JSON-able report."""
-    from .engine import check_tasks, default_weights
+    from ..engine import default_weights
 
     tasks = {'both': ('depth', 'refer'), 'depth': ('depth',), 'refer': ('refer',)}[args.tasks]
-    check_tasks(tasks)
     weights = args.weights or default_weights()
     optimized = optimized_config(args.device, args.dtype, args.input_size, args.compile,
                                  args.threads)
@@ -330,8 +294,8 @@ def node_report(args: argparse.Namespace) -> Dict[str, Any]:
     import tempfile
 
     from . import rosenv
-    from .engine import default_weights
-    from .ros import soak
+    from ..engine import default_weights
+    from . import soak
 
     class StageClient(soak.SoakClient):
         """The soak client that also keeps the node's per-stage means from diagnostics."""
@@ -408,9 +372,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                         '(default: shipped tiny, else random:tiny)')
     p.add_argument('--tasks', default='both', choices=('both', 'depth', 'refer'))
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    p.add_argument('--dtype', default='auto',
-                   help='optimized engine dtype: auto, float32, float16, bfloat16 '
-                        '(the baseline is always float32)')
+    p.add_argument('--dtype', default='auto', choices=DTYPE_CHOICES,
+                   help='optimized engine dtype (the baseline is always float32)')
     p.add_argument('--input-size', type=_size, default=None,
                    help='model input HEIGHTxWIDTH, multiples of 32 (default: native)')
     p.add_argument('--frame-size', type=_size, default=[480, 640],
@@ -419,9 +382,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help='numbers of queries per frame, one table column each (default 1)')
     p.add_argument('--iterations', type=int, default=20, help='timed frames per engine')
     p.add_argument('--warmup', type=int, default=3, help='untimed frames per engine first')
-    p.add_argument('--compile', default='none',
-                   help='torch.compile mode of the optimized engine: none, default, '
-                        'reduce-overhead or max-autotune (default none; CUDA)')
+    p.add_argument('--compile', default='none', choices=COMPILE_MODES,
+                   help='torch.compile mode of the optimized engine (default none; CUDA)')
     p.add_argument('--threads', type=int, default=None,
                    help='CPU threads (torch.set_num_threads); default: torch\'s choice')
     p.add_argument('--compare-baseline', action='store_true',
@@ -462,7 +424,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run ``python -m vpd_ros.bench [options]``."""
+    """Run ``python -m vpd_ros.apps.bench [options]``."""
     parser = argparse.ArgumentParser(prog='vpd-ros bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bench_arguments(parser)

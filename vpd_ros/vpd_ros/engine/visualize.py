@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from vpd_ros.geometry import valid_depth
+from vpd_ros.engine.geometry import valid_depth
 
 #: BGR colours used in turn for masks when the caller gives none (colour-blind friendly).
 DEFAULT_COLORS: tuple[tuple[int, int, int], ...] = (

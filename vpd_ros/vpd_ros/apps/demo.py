@@ -6,7 +6,7 @@ It starts ``vpd_node`` with the shipped tiny model and ``vpd_sim_camera`` stream
 rendered rooms, sets a standing query per room through ``~/set_query``, asks ``~/ground`` for a
 second object, receives depth, masks and 3D groundings over DDS, scores them against the
 renderer's ground truth and writes a picture: input | depth | masks with queries | ground truth.
-Every process runs under the loopback network rule (vpd_ros.rosenv).
+Every process runs under the loopback network rule (vpd_ros.apps.rosenv).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .. import rosenv
+from . import rosenv
 from ..data import HELDOUT_SEEDS_START, render_scene
-from ..metrics import DepthMeter, ReferMeter, format_metrics
-from ..visualize import colorize_depth, overlay_masks, side_by_side
+from .metrics import DepthMeter, ReferMeter, format_metrics
+from ..engine.visualize import colorize_depth, overlay_masks, side_by_side
 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -70,29 +70,24 @@ class DemoClient:
     """The task-planner side: subscribes to the node's outputs and calls its services."""
 
     def __init__(self) -> None:
-        import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
-        from lifecycle_msgs.srv import GetState
         from vpd_ros_interfaces.msg import Grounding
-        from vpd_ros_interfaces.srv import Ground, SetQuery
 
-        rclpy.init()
-        self.rclpy = rclpy
-        self.node = rclpy.create_node('vpd_demo_client')
+        from .ros_client import RosClient
+
+        self.ros = RosClient('vpd_demo_client')
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.scenes: Dict[Tuple[int, int], int] = {}  # stamp -> seed
         self.scene_info: Dict[int, dict] = {}
         self.depth: Dict[Tuple[int, int], np.ndarray] = {}
         self.groundings: List = []
-        self.node.create_subscription(String, 'sim_camera/scene', self._on_scene, 10)
-        self.node.create_subscription(Image, 'depth', self._on_depth, qos)
-        self.node.create_subscription(Grounding, 'grounding', self.groundings.append, qos)
-        self.set_query = self.node.create_client(SetQuery, '/vpd_node/set_query')
-        self.ground = self.node.create_client(Ground, '/vpd_node/ground')
-        self.get_state = self.node.create_client(GetState, '/vpd_node/get_state')
-        self.SetQuery, self.Ground, self.GetState = SetQuery, Ground, GetState
+        node = self.ros.node
+        node.create_subscription(String, 'sim_camera/scene', self._on_scene, 10)
+        node.create_subscription(Image, 'depth', self._on_depth, qos)
+        node.create_subscription(Grounding, 'grounding', self.groundings.append, qos)
+        self.spin_until = self.ros.spin_until
 
     def _on_scene(self, msg) -> None:
         info = json.loads(msg.data)
@@ -103,30 +98,25 @@ class DemoClient:
         depth = np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
         self.depth[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = depth
 
-    def spin_until(self, predicate, timeout: float) -> bool:
-        """Spin until predicate() holds; return it."""
-        deadline = time.monotonic() + timeout
-        while not predicate() and time.monotonic() < deadline:
-            self.rclpy.spin_once(self.node, timeout_sec=0.05)
-        return bool(predicate())
+    def set_query(self, text: str, timeout: float):
+        """Call ``/vpd_node/set_query``; return the reply (None on timeout)."""
+        from vpd_ros_interfaces.srv import SetQuery
+        return self.ros.try_call(SetQuery, '/vpd_node/set_query', SetQuery.Request(query=text),
+                                 timeout)
 
-    def call(self, client, request, timeout: float):
-        """Call a service and wait for its answer (None on timeout)."""
-        if not client.wait_for_service(timeout_sec=timeout):
-            return None
-        future = client.call_async(request)
-        self.spin_until(future.done, timeout)
-        return future.result() if future.done() else None
+    def ground(self, text: str, timeout: float):
+        """Call ``/vpd_node/ground`` on the next frame; return the reply (None on timeout)."""
+        from vpd_ros_interfaces.srv import Ground
+        request = Ground.Request(query=text, timeout=float(timeout), use_latest=False)
+        return self.ros.try_call(Ground, '/vpd_node/ground', request, timeout + 1.0)
 
     def node_active(self) -> bool:
         """Return True once vpd_node reports the lifecycle state 'active'."""
-        reply = self.call(self.get_state, self.GetState.Request(), 2.0)
-        return reply is not None and reply.current_state.label == 'active'
+        return self.ros.state('/vpd_node', 2.0) == 'active'
 
     def close(self) -> None:
         """Shut down this client's ROS context."""
-        self.node.destroy_node()
-        self.rclpy.shutdown()
+        self.ros.close()
 
 
 def stamp_of(msg) -> Tuple[int, int]:
@@ -149,7 +139,7 @@ def run_scene(client: DemoClient, seed: int, timeout: float) -> Optional[SceneRe
     if not chosen:
         return result
     text, target = chosen[0]
-    reply = client.call(client.set_query, client.SetQuery.Request(query=text), timeout)
+    reply = client.set_query(text, timeout)
     if reply is None or not reply.success:
         raise RuntimeError(f'set_query failed: {getattr(reply, "message", "no answer")}')
     client.groundings.clear()
@@ -167,8 +157,7 @@ def run_scene(client: DemoClient, seed: int, timeout: float) -> Optional[SceneRe
     result.depth = client.depth[stamp_of(g)]
     if len(chosen) > 1:
         text, target = chosen[1]
-        reply = client.call(client.ground, client.Ground.Request(
-            query=text, timeout=float(timeout), use_latest=False), timeout + 1.0)
+        reply = client.ground(text, timeout)
         if reply is not None and reply.success and client.scenes.get(
                 stamp_of(reply.result)) == seed:
             result.queries.append(text)
