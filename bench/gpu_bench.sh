@@ -38,9 +38,7 @@ if [ $# -ne 0 ]; then
     echo "usage: [PHASES=...] [DTYPE=...] [ITERATIONS=N] $0 [--dry-run]" >&2
     exit 64
 fi
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source bench/gpu_python.sh  # sets PYTHON when unset; defines gpu_python
 PHASES="${PHASES:-tests eager}"
 DTYPE="${DTYPE:-float16}"
 ITERATIONS="${ITERATIONS:-20}"
@@ -57,36 +55,12 @@ export PYTHONUNBUFFERED=1
 
 say() { printf '[gpu_bench %4d s] %s\n' "$SECONDS" "$*"; }
 
-# check: the interpreter runs the engine (exit 2 with the reason when it cannot).
+# check: the interpreter runs the engine (exit 2 with the reason when it cannot; the dry run
+# skips the CUDA check). Carried wheels and the checks are shared with gpu_train.sh.
 check() {
     say "python: $PYTHON; phases: $PHASES; dry run: $DRY_RUN"
-    # Wheels fetched by bench/fetch_gpu_wheels.sh (for a CUDA image without diffusers).
-    if compgen -G ".whl/*.whl" > /dev/null; then
-        SITE="$(mktemp -d)"
-        "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-            --target "$SITE" .whl/*.whl || return 2
-        export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-        say "installed $(cd .whl && echo *.whl) into $SITE"
-    fi
-    export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
-    if ! "$PYTHON" -c '
-import diffusers, torch, transformers
-import vpd_ros.apps.bench, vpd_ros.engine.runner, vpd_ros.model
-print(f"imports: torch {torch.__version__} (CUDA build {torch.version.cuda}), diffusers "
-      f"{diffusers.__version__}, transformers {transformers.__version__}")'; then
-        echo "gpu_bench.sh: $PYTHON cannot import the engine (traceback above). On a machine" \
-            "without diffusers run bench/fetch_gpu_wheels.sh where PyPI is reachable and carry" \
-            ".whl/." >&2
-        return 2
-    fi
-    [ "$DRY_RUN" = 1 ] && return 0
-    if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-        echo "gpu_bench.sh: torch.cuda is not available with $PYTHON (a CPU-only torch wheel or" \
-            "no GPU visible). Run with PYTHON=<an interpreter whose torch has CUDA>, or" \
-            "--dry-run to rehearse on the CPU." >&2
-        return 2
-    fi
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    SKIP_CUDA_CHECK="$DRY_RUN" gpu_python gpu_bench.sh \
+        'vpd_ros.apps.bench, vpd_ros.engine.runner, vpd_ros.model'
 }
 
 # run_phase NAME LIMIT_S COMMAND...: run one phase under its time limit; remember failures.

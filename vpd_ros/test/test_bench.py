@@ -208,3 +208,18 @@ def test_gpu_script_dry_run_leaves_log_progress_and_reports(tmp_path):
     compiled = json.loads((tmp_path / 'gpu_bench_reduce-overhead.json').read_text())
     assert compiled['queries'] == [1] and compiled['settings']['compile'] == 'none'
     assert (tmp_path / 'gpu_bench_eager.md').read_text().startswith('machine: ')
+
+
+def test_gpu_training_script_checks_its_interpreter_before_training(tmp_path):
+    """bench/gpu_train.sh stops with exit code 2 and says why when torch has no CUDA.
+
+    Its CPU rehearsal (``DRY_RUN=1``, a few steps on a few scenes, minutes) is in the model card.
+    """
+    script = Path(__file__).resolve().parents[2] / 'bench' / 'gpu_train.sh'
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path / 'out'))
+    done = subprocess.run(['bash', str(script)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert 'torch.cuda is not available' in done.stderr
+    assert 'cannot import' not in done.stderr
+    assert not (tmp_path / 'out').exists()

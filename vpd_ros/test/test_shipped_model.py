@@ -21,6 +21,7 @@ from vpd_ros.apps.evaluate import (distinct_selections, evaluate_depth, evaluate
 from vpd_ros.apps.calibrate_scores import collect
 from vpd_ros.engine import shipped
 from vpd_ros.engine.score_calibration import CHECK_SEEDS, FIT_SEEDS, reliability
+from vpd_ros.apps.refer_breakdown import format_breakdown, refer_breakdown
 
 SEEDS = range(HELDOUT_SEEDS_START, HELDOUT_SEEDS_START + 20)
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
@@ -111,6 +112,19 @@ def test_scores_are_calibrated_on_scenes_outside_the_fit(engine):
     scene = render_scene(seeds[0])
     pred = engine.predict(scene.rgb, [r.text for r in scene.expressions], depth=False)
     np.testing.assert_allclose(pred.scores, cal.score(pred.probs, pred.masks))
+
+
+def test_breakdown_by_category_adds_up(engine):
+    """Per-category referring metrics: 'all' is the plain evaluation, the kinds partition it."""
+    scenes = [render_scene(s) for s in SEEDS[:3]]
+    table = refer_breakdown(engine, scenes)
+    plain = evaluate_refer(engine, rendered_refer(SEEDS[:3]))
+    for key, value in plain.items():
+        assert table['all'][key] == pytest.approx(value), key
+    kinds = [m['count'] for tag, m in table.items() if tag.startswith('kind ')]
+    assert sum(kinds) == table['all']['count'] == sum(len(s.expressions) for s in scenes)
+    assert 0.0 <= table['all']['hit'] <= 1.0
+    assert 'mIoU' in format_breakdown(table).splitlines()[0]
 
 
 # Measured on these seeds (MODEL_CARD.md) minus a margin.

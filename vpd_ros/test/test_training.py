@@ -45,6 +45,14 @@ def tiny(task):
     return VPDRefer(p['unet'], p['vae'], text_config=p['text'], **p['refer'])
 
 
+def test_cache_renders_the_same_in_worker_processes(cache, tmp_path):
+    """A cache rendered by two processes holds the same arrays and expressions as one process."""
+    other = SceneCache.build(str(tmp_path), range(4), SIZE, width=96, height=72, workers=2)
+    for name in ('rgb', 'depth', 'instances'):
+        np.testing.assert_array_equal(getattr(other, name), getattr(cache, name))
+    assert other.expressions == cache.expressions and other.seeds == cache.seeds
+
+
 def test_losses_by_hand():
     """SiLog of a constant log ratio is sqrt(1 - 0.5) |ln r|; CE weights favour the object."""
     gt = torch.tensor([[[1.0, 2.0, 0.0]]])

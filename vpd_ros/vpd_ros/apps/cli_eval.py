@@ -25,6 +25,8 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument('--max-depth', type=float, default=10.0,
                    help='ground-truth depths above this (m) are not scored')
     p.add_argument('--json-out', help='also write the metrics to this JSON file')
+    p.add_argument('--by-category', action='store_true', help='rendered refer: also print the '
+                   'metrics per kind of expression, word used and target size (a Markdown table)')
     add_data_arguments(p, '1000000:1000200')
     p.set_defaults(func=run_eval)
     return p
@@ -44,7 +46,15 @@ def run_eval(args: argparse.Namespace) -> int:
         results['depth'] = evaluate_depth(engine, samples, args.min_depth, args.max_depth,
                                           args.eigen_crop, limit, progress=True,
                                           scene=args.scene)
-    if 'refer' in engine.tasks:
+    by_category: Dict[str, Dict[str, float]] = {}
+    if 'refer' in engine.tasks and args.by_category and args.data == 'rendered':
+        from ..data import render_scene
+        from .refer_breakdown import format_breakdown, refer_breakdown
+        seeds = args.seeds[:limit] if limit else args.seeds
+        by_category = refer_breakdown(engine, map(render_scene, seeds), args.mask_threshold)
+        print(format_breakdown(by_category))
+        results['refer'] = by_category['all']
+    elif 'refer' in engine.tasks:
         samples = (rendered_refer(args.seeds) if args.data == 'rendered'
                    else refer_reader(args))
         results['refer'] = evaluate_refer(engine, samples, limit, progress=True,
@@ -53,5 +63,6 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f'{task}: {format_metrics(metrics)}')
     if args.json_out:
         with open(args.json_out, 'w', encoding='utf-8') as f:
-            json.dump(results, f, indent=1)
+            json.dump({**results, 'refer_by_category': by_category} if by_category else results,
+                      f, indent=1)
     return 0

@@ -84,6 +84,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument('--cache', default='/tmp/vpd_ros_scene_cache',
                    help='folder for the rendered-scene cache (one sub-folder per seeds/size)')
     p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
+    p.add_argument('--render-workers', type=int, default=1,
+                   help='processes that render a missing scene cache')
     add_data_arguments(p, '0:2000')
     p.set_defaults(func=run_train)
     return p
@@ -93,7 +95,8 @@ def _scene_cache(args: argparse.Namespace, size: int) -> Any:
     """Render (once) the seeds at ``size``; datasets resize to other training sizes."""
     from ..data.datasets import SceneCache
     folder = os.path.join(args.cache, f'seeds{args.seeds.start}-{args.seeds.stop}_{size}')
-    return SceneCache.build(folder, args.seeds, size, progress=True)
+    return SceneCache.build(folder, args.seeds, size, progress=True,
+                            workers=args.render_workers)
 
 
 def _build_model(args: argparse.Namespace) -> Any:

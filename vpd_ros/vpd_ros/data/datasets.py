@@ -12,7 +12,9 @@ seeds that generator from (seed, step), so a resumed run sees the very same batc
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -76,10 +78,11 @@ class SceneCache:
 
     @classmethod
     def build(cls, folder: str, seeds: Sequence[int], size: int, width: int = 320,
-              height: int = 240, progress: bool = False) -> 'SceneCache':
+              height: int = 240, progress: bool = False, workers: int = 1) -> 'SceneCache':
         """Render ``seeds`` at width x height, resize to size x size and write the cache.
 
-        An existing cache with the same seeds and size is reused as is.
+        An existing cache with the same seeds and size is reused as is. ``workers`` > 1 renders
+        in that many processes (same arrays: each scene depends only on its seed).
         """
         seeds = [int(s) for s in seeds]
         try:
@@ -97,22 +100,33 @@ class SceneCache:
         inst = np.lib.format.open_memmap(os.path.join(folder, 'instances.npy'), 'w+', np.uint8,
                                          (n, size, size))
         expressions = []
-        iterator: Any = seeds
+        render = functools.partial(_render_resized, width=width, height=height, size=size)
+        pool = multiprocessing.get_context('spawn').Pool(workers) if workers > 1 else None
+        iterator: Any = pool.imap(render, seeds, chunksize=8) if pool else map(render, seeds)
         if progress:
             from tqdm import tqdm
-            iterator = tqdm(seeds, desc='render', unit='scene')
-        for i, seed in enumerate(iterator):
-            scene = render_scene(seed, width=width, height=height)
-            rgb[i] = resize_rgb(scene.rgb, size)
-            depth[i] = resize_nearest(scene.depth, size)
-            inst[i] = resize_nearest(scene.instances.astype(np.uint8), size)
-            expressions.append([(r.text, r.target_id) for r in scene.expressions])
+            iterator = tqdm(iterator, total=n, desc='render', unit='scene')
+        for i, (image, z, ids, exprs) in enumerate(iterator):
+            rgb[i], depth[i], inst[i] = image, z, ids
+            expressions.append(exprs)
+        if pool is not None:
+            pool.close()
+            pool.join()
         for array in (rgb, depth, inst):
             array.flush()
         with open(os.path.join(folder, 'meta.json'), 'w', encoding='utf-8') as f:
             json.dump({'seeds': seeds, 'size': size, 'width': width, 'height': height,
                        'expressions': expressions}, f)
         return cls(folder)
+
+
+def _render_resized(seed: int, width: int, height: int,
+                    size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[Tuple[str, int]]]:
+    """Render one scene and return its cache entries (rgb, depth, instances, expressions)."""
+    scene = render_scene(seed, width=width, height=height)
+    return (resize_rgb(scene.rgb, size), resize_nearest(scene.depth, size),
+            resize_nearest(scene.instances.astype(np.uint8), size),
+            [(r.text, r.target_id) for r in scene.expressions])
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
