@@ -22,7 +22,7 @@ VPD_ROS = os.path.join(os.path.dirname(sys.executable), 'vpd-ros')
 LONG_QUERY = 'the red ball ' + 'that is next to the big blue cube on the left ' * 20
 
 
-def vpd_ros(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def vpd_ros(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the real ``vpd-ros`` command and return its result."""
     exe = [VPD_ROS] if os.path.exists(VPD_ROS) else [sys.executable, '-m', 'vpd_ros.apps.cli']
     return subprocess.run(exe + list(args), capture_output=True, text=True, timeout=timeout)
