@@ -75,7 +75,7 @@ def test_export_round_trip(tmp_path, cache_dir, ort_engine, torch_engine):
     referring graphs take any query count; external data holds the weights when asked."""
     onnx = pytest.importorskip('onnx')
     specs = (depth_specs(torch_engine.depth, SIZE) + refer_specs(torch_engine.refer, SIZE)
-             + [vae_spec(torch_engine.depth.backbone.vae, SIZE)])
+             + [vae_spec(torch_engine.depth.backbone, SIZE)])
     paths = cached_graphs(cache_dir)
     assert set(paths) == {s.name for s in specs} == {
         'vae', 'depth_unet', 'depth_head', 'refer_unet', 'refer_head', 'text'}

@@ -84,11 +84,11 @@ class GraphEngine(VPDEngine):
         self.graph_files: Dict[str, str] = {}
         vae_model = self.depth or self.refer
         vae = self._runner('vae', weights_hash(vae_model.backbone.vae),
-                           lambda: [vae_spec(vae_model.backbone.vae, self.input_size)])
+                           lambda: [vae_spec(vae_model.backbone, self.input_size)])
         other_vae = vae
         if self.depth is not None and self.refer is not None and not self.shared_vae:
             other_vae = self._runner('vae', weights_hash(self.refer.backbone.vae),
-                                     lambda: [vae_spec(self.refer.backbone.vae, self.input_size)])
+                                     lambda: [vae_spec(self.refer.backbone, self.input_size)])
         if self.depth is not None:
             self.depth = DepthGraphs(self, self.depth, vae)
         if self.refer is not None:

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ...model.depth import MULTIPLE, pad_to_multiple
+from ...model.backbone import MULTIPLE
 
 OPSET = 18
 #: Graphs whose weights exceed this go to one external data file (protobuf's 2 GB limit).
@@ -39,15 +39,15 @@ FEATURES = ('f1', 'f2', 'f3', 'f4')
 
 
 class VaeGraph(nn.Module):
-    """[0, 1] image -> padded to multiples of 64 in [-1, 1] -> VAE posterior mode."""
+    """[0, 1] image -> the backbone's VAE encode (padding to 64 and [-1, 1] included)."""
 
-    def __init__(self, vae: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        self.vae = vae
+        self.backbone = backbone
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Return the latents of one image."""
-        return self.vae.encode(pad_to_multiple(image * 2.0 - 1.0, MULTIPLE)).latent_dist.mode()
+        return self.backbone.encode_rgb(image)
 
 
 class BackboneGraph(nn.Module):
@@ -135,10 +135,10 @@ def refer_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
     return specs
 
 
-def vae_spec(vae: nn.Module, size: Tuple[int, int]) -> GraphSpec:
-    """Return the VAE encoder graph for one [0, 1] image of ``size``."""
-    image = torch.rand(1, 3, *size, device=next(vae.parameters()).device)
-    return GraphSpec('vae', VaeGraph(vae), {'image': image}, ['latents'], False)
+def vae_spec(backbone: nn.Module, size: Tuple[int, int]) -> GraphSpec:
+    """Return the VAE encoder graph of ``backbone`` for one [0, 1] image of ``size``."""
+    image = torch.rand(1, 3, *size, device=next(backbone.parameters()).device)
+    return GraphSpec('vae', VaeGraph(backbone), {'image': image}, ['latents'], False)
 
 
 def _latents(model: nn.Module, size: Tuple[int, int], batch: int) -> torch.Tensor:
@@ -161,7 +161,6 @@ def export_graph(spec: GraphSpec, path: str,
     import onnx
 
     module = spec.module.eval()
-    param_bytes = sum(t.numel() * 4 for t in module.state_dict().values())
     with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
         raw = os.path.join(tmp, 'raw.onnx')
         with torch.no_grad():
@@ -169,7 +168,7 @@ def export_graph(spec: GraphSpec, path: str,
                               input_names=list(spec.inputs), output_names=spec.outputs,
                               dynamic_axes=spec.dynamic_axes(), opset_version=OPSET,
                               dynamo=False)
-        if param_bytes <= external_data_bytes and not _has_external_files(tmp):
+        if not _has_external_files(tmp) and os.path.getsize(raw) <= external_data_bytes:
             shutil.move(raw, path)
             return
         proto = onnx.load(raw)  # the tracer writes one file per tensor past 2 GB: gather them
