@@ -21,9 +21,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source bench/gpu_python.sh  # sets PYTHON when unset; defines gpu_python
 DTYPE="${DTYPE:-float16}"
 PRECISION="${PRECISION:-fp16}"
 ITERATIONS="${ITERATIONS:-20}"
@@ -31,21 +29,8 @@ DEST="${OUT:-bench-results}"
 CACHE="${CACHE:-${TMPDIR:-/tmp}/vpd_ros_trt_cache}"
 mkdir -p "$DEST"
 
-if compgen -G ".whl/*.whl" > /dev/null; then
-    SITE="$(mktemp -d)"
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
-        .whl/*.whl
-    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
-"$PYTHON" -c 'import diffusers, transformers, onnx, vpd_ros.apps.bench' || {
-    echo "gpu_backends.sh: $PYTHON cannot import diffusers/transformers/onnx/vpd_ros.apps.bench" >&2
-    exit 2
-}
-if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    echo "gpu_backends.sh: torch.cuda is not available with $PYTHON" >&2
-    exit 2
-fi
+# Carried wheels, import and CUDA checks (exit 2 with the reason when this interpreter cannot).
+gpu_python gpu_backends.sh 'onnx, vpd_ros.apps.bench' || exit 2
 if ! "$PYTHON" -c '
 import sys, onnxruntime as ort
 sys.exit(0 if "TensorrtExecutionProvider" in ort.get_available_providers() else 1)'; then
@@ -55,7 +40,6 @@ sys.exit(0 if "TensorrtExecutionProvider" in ort.get_available_providers() else 
     echo "onnxruntime-gpu and TensorRT, e.g. pip install onnxruntime-gpu tensorrt-cu12)." >&2
     exit 2
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
 exec timeout 560 "$PYTHON" -m vpd_ros.apps.bench --weights random:sd15 --device cuda \
     --dtype "$DTYPE" --backend torch tensorrt --precision "$PRECISION" --cache-dir "$CACHE" \
