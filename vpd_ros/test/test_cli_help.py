@@ -14,7 +14,7 @@ import pytest
 from vpd_ros.apps.cli import SUBCOMMANDS, build_parser, package_version
 
 VPD_ROS = os.path.join(os.path.dirname(sys.executable), 'vpd-ros')
-COMMANDS = ['infer', 'train', 'eval', 'bench', 'demo', 'soak']
+COMMANDS = ['infer', 'train', 'eval', 'bench', 'export', 'demo', 'soak']
 
 #: Runs every --help in one process and reports what each printed and which heavy modules loaded.
 HELP_SCRIPT = '''

@@ -22,7 +22,8 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
     add_engine_arguments(p)
     p.add_argument('--backend', default='onnxruntime', choices=BACKENDS[1:],
                    help='backend to compile for and check the graphs with (default onnxruntime)')
-    p.add_argument('--precision', default='fp32', choices=PRECISIONS)
+    p.add_argument('--precision', default='fp32', choices=PRECISIONS,
+                   help='precision the backend compiles the graphs in (default fp32)')
     p.add_argument('--cache-dir', default=None,
                    help='export cache folder (default $VPD_ROS_CACHE or ~/.cache/vpd_ros)')
     p.add_argument('--output', default='',
