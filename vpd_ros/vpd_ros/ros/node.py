@@ -114,17 +114,12 @@ class VPDNode(LifecycleNode):
 
     def _on_set_parameters(self, params: Sequence[Parameter]) -> SetParametersResult:
         """Reject invalid values with the reason; note when accepted ones take effect."""
-        notes = []
         try:
-            for param in params:
-                when = check_value(param.name, param.value)
-                if when != RUNTIME:
-                    notes.append(f'{param.name} {when}')
+            notes = [f'{p.name} {when}' for p in params
+                     if (when := check_value(p.name, p.value)) != RUNTIME]
         except ValueError as error:
             return SetParametersResult(successful=False, reason=str(error))
-        updated = dict(self._settings)
-        updated.update({p.name: p.value for p in params})
-        self._settings = updated
+        self._settings = updated = {**self._settings, **{p.name: p.value for p in params}}
         worker = self._worker
         if worker is not None and 'max_rate' in updated:
             worker.max_rate = float(updated['max_rate'])
