@@ -360,13 +360,8 @@ class VPDNode(LifecycleNode):
             response.message = str(error)
             return response
         timeout = request.timeout if request.timeout > 0 else self._settings['ground_timeout']
-        if not pending.done.wait(timeout):
-            waited = 'for inference' if pending.taken else 'for a frame'
-            worker.cancel(pending)
-            response.message = f'timed out after {timeout:.2f} s waiting {waited}'
-            return response
-        if pending.error:
-            response.message = pending.error
+        response.message = worker.wait(pending, timeout)
+        if response.message:
             return response
         response.success, response.message, response.result = True, 'ok', pending.result
         return response
