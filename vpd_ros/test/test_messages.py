@@ -1,6 +1,6 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Unit tests of vpd_ros.ros.messages: Grounding, markers and the depth image's CameraInfo."""
+"""Unit tests of vpd_ros.ros.messages: a frame's topics, Grounding, markers, CameraInfo."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from vpd_ros.engine.geometry import GroundingResult, ground_object, scale_intrinsics
+from vpd_ros.engine.runner import Prediction
 from vpd_ros.ros.conversions import camera_info_to_model
 from vpd_ros.ros.messages import (MARKER_NAMESPACE, MIN_MARKER_SIZE, camera_info_for_image,
-                                  delete_all_marker, grounding_markers, grounding_msg)
+                                  delete_all_marker, frame_messages, grounding_markers,
+                                  grounding_msg, groundings)
+from vpd_ros.ros.params import PARAMETERS
 
 HEADER = Header(stamp=Time(sec=7, nanosec=9), frame_id='camera_optical_frame')
 K = np.array([[300.0, 0.0, 159.5], [0.0, 310.0, 119.5], [0.0, 0.0, 1.0]])
@@ -103,3 +106,65 @@ def test_camera_info_folds_roi_and_binning_into_a_resized_image() -> None:
     assert (out.binning_x, out.binning_y, out.roi.width, out.width) == (0, 0, 0, 50)
     np.testing.assert_allclose(camera_info_to_model(out).rays((50, 40)),
                                camera_info_to_model(info).rays((50, 40)), atol=1e-6)
+
+
+def _prediction(depth: bool = True) -> Prediction:
+    """Two queries on a 48x64 frame: a filled box and an empty mask."""
+    masks = np.zeros((2, 48, 64), bool)
+    masks[0, 10:20, 5:30] = True
+    return Prediction(depth=np.full((48, 64), 2.0, np.float32) if depth else None, masks=masks,
+                      probs=np.where(masks, 0.8, 0.1).astype(np.float32), scores=[0.8, 0.0],
+                      truncated=[False, True])
+
+
+#: Every publish.* setting on, as config/vpd.yaml ships them.
+SETTINGS = {spec.name: spec.default for spec in PARAMETERS}
+
+
+def test_groundings_follow_the_queries_and_need_rays_for_3d() -> None:
+    """One Grounding per query in order; 3D only with rays, the truncation flag passed on."""
+    prediction = _prediction()
+    rays = camera_info_to_model(_info()).rays((64, 48))
+    flat, solid = (groundings(prediction, HEADER, ['a mug', 'a cat'], r) for r in (None, rays))
+    assert [g.query for g in solid] == ['a mug', 'a cat']
+    assert [g.valid for g in solid] == [True, False] and [g.truncated for g in solid] == [
+        False, True]
+    assert solid[0].has_3d and solid[0].centroid.z == pytest.approx(2.0)
+    assert not flat[0].has_3d and flat[0].pixel_count == solid[0].pixel_count
+
+
+def test_frame_messages_with_every_output_wanted() -> None:
+    """All outputs, in publishing order, for the standing queries only, stamped as the input."""
+    prediction, rgb = _prediction(), np.zeros((48, 64, 3), np.uint8)
+    info = _info()
+    rays = camera_info_to_model(info).rays((64, 48))
+    found = groundings(prediction, HEADER, ['a mug', 'a cat'], rays)
+    out = frame_messages(prediction, HEADER, rgb, info, rays, ['a mug'], found, SETTINGS,
+                         {'depth/colorized', 'points', 'mask/overlay'}, refer=True)
+    assert [name for name, _ in out] == ['depth', 'depth/camera_info', 'depth/colorized',
+                                         'points', 'mask', 'grounding', 'grounding/marker',
+                                         'grounding/marker', 'mask/overlay']
+    msgs = dict(out)
+    assert all(m.header == HEADER for m in msgs.values())
+    assert msgs['depth'].encoding == '32FC1' and msgs['depth/camera_info'].width == 64
+    assert msgs['mask'] is found[0].mask and msgs['grounding'] is found[0]
+    assert msgs['mask/overlay'].encoding == 'bgr8' and msgs['points'].width > 0
+
+
+def test_frame_messages_skip_what_nobody_wants() -> None:
+    """Unsubscribed visualisations, switched-off topics, missing depth, info or refer: absent."""
+    prediction, rgb = _prediction(), np.zeros((48, 64, 3), np.uint8)
+    found = groundings(prediction, HEADER, ['a mug'], None)
+    unsubscribed = frame_messages(prediction, HEADER, rgb, None, None, ['a mug'], found,
+                                  SETTINGS, set(), refer=True)
+    assert [name for name, _ in unsubscribed] == ['depth', 'mask', 'grounding',
+                                                  'grounding/marker', 'grounding/marker']
+    off = dict(SETTINGS, **{'publish.depth': False, 'publish.mask': False,
+                            'publish.marker': False, 'publish.overlay': False})
+    assert [name for name, _ in frame_messages(
+        prediction, HEADER, rgb, _info(), None, ['a mug'], found, off, {'mask/overlay'},
+        refer=True)] == ['grounding']
+    no_depth = _prediction(depth=False)
+    assert [name for name, _ in frame_messages(
+        no_depth, HEADER, rgb, _info(), None, [], [], SETTINGS,
+        {'depth/colorized', 'points', 'mask/overlay'}, refer=False)] == []

@@ -85,6 +85,23 @@ def test_ground_requests_next_frame_latest_frame_and_stop() -> None:
     assert not worker.submit('f3')
 
 
+def test_wait_returns_the_outcome_or_withdraws_the_request() -> None:
+    """A served request waits to ''; a failed one to its error; an unserved one is withdrawn."""
+    rec = Recorder(fail_on='bad')
+    worker = InferenceWorker(rec.process, rec.on_error)
+    worker.start()
+    unserved = worker.request('q', use_latest=False)
+    assert worker.wait(unserved, 0.01) == 'timed out after 0.01 s waiting for a frame'
+    assert not worker.cancel(unserved)  # already withdrawn: no frame will serve it
+    failed = worker.request('b', use_latest=False)
+    worker.submit('bad')
+    assert worker.wait(failed, 5) == 'inference failed: boom'
+    served = worker.request('a', use_latest=False)
+    worker.submit('good')
+    assert worker.wait(served, 5) == '' and served.result == ('good', 'a')
+    worker.stop(timeout=5)
+
+
 def test_an_exception_fails_only_its_frame() -> None:
     """A failing frame reports the error and fails its requests; the next frame runs."""
     rec = Recorder(fail_on='bad')

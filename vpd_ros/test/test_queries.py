@@ -4,7 +4,7 @@
 
 import pytest
 
-from vpd_ros.ros.queries import join_queries, parse_one_query, parse_queries
+from vpd_ros.ros.queries import join_queries, parse_one_query, parse_queries, truncation_note
 
 
 def test_parse_queries_splits_normalises_and_limits() -> None:
@@ -40,3 +40,10 @@ def test_control_characters_are_refused_by_both_parsers(text: str) -> None:
         with pytest.raises(ValueError, match='U\\+00'):
             parse(text, 50)
     assert parse_queries('tab\tand\nnewline are spacing', 50) == ['tab and newline are spacing']
+
+
+def test_truncation_note_names_only_the_cut_queries():
+    """Nothing when no query was cut; otherwise the token length and the cut queries."""
+    assert truncation_note(['a', 'b'], [False, False], 77) == ''
+    note = truncation_note(['a mug', 'a very long text', 'x'], [False, True, True], 77)
+    assert note == " (truncated to the model's 77 text tokens: a very long text; x)"

@@ -562,6 +562,13 @@ class VPDEngine:
         finally:
             self.release_thread_graphs()
 
+    def device_memory_mb(self) -> Dict[str, float]:
+        """Return the CUDA memory this process has allocated and reserved, in MiB ({} off CUDA)."""
+        if self.device.type != 'cuda':
+            return {}
+        return {'allocated': torch.cuda.memory_allocated(self.device) / 2 ** 20,
+                'reserved': torch.cuda.memory_reserved(self.device) / 2 ** 20}
+
     def release(self) -> None:
         """Drop the models and free device memory (lifecycle cleanup).
 

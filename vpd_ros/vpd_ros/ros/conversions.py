@@ -156,6 +156,13 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int = DEFAULT_MAX_PIXELS
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def decode_image(msg: Image | CompressedImage, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a raw or compressed camera message to (H, W, 3) RGB uint8 (the node's input)."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_rgb(msg, max_pixels)
+    return image_to_rgb(msg, max_pixels)
+
+
 def _to_image(pixels: np.ndarray, header: Header, encoding: str) -> Image:
     """Pack an (H, W) or (H, W, C) array, already in ``encoding``'s layout, into an Image."""
     msg = Image(header=header, encoding=encoding, height=pixels.shape[0], width=pixels.shape[1])

@@ -1,6 +1,6 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Output messages built from engine and geometry results: Grounding, Marker, CameraInfo.
+"""Output messages built from engine and geometry results: one frame's topics and their parts.
 
 Every builder takes the INPUT frame's header and copies it unchanged, so stamps and frame ids
 of all outputs match the camera image they came from.
@@ -9,7 +9,7 @@ of all outputs match the camera image they came from.
 from __future__ import annotations
 
 import copy
-from typing import List, Tuple
+from typing import TYPE_CHECKING, Any, Collection, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -17,9 +17,14 @@ from sensor_msgs.msg import CameraInfo, RegionOfInterest
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from vpd_ros.engine.geometry import GroundingResult, scale_intrinsics
-from vpd_ros.ros.conversions import mask_to_image
+from vpd_ros.engine.geometry import GroundingResult, ground_object, scale_intrinsics
+from vpd_ros.engine.visualize import colorize_depth, overlay_masks
+from vpd_ros.ros.conversions import (bgr_to_image, depth_to_image, depth_to_pointcloud2,
+                                     mask_to_image)
 from vpd_ros_interfaces.msg import Grounding
+
+if TYPE_CHECKING:  # the runner imports torch; messages only read a Prediction's arrays
+    from vpd_ros.engine.runner import Prediction
 
 MARKER_NAMESPACE = 'vpd_grounding'
 #: Smallest marker cube side, metres (a flat object still shows).
@@ -112,3 +117,52 @@ def camera_info_for_image(info: CameraInfo, header: Header,
     out.roi = RegionOfInterest()
     return out
 
+
+
+def groundings(prediction: Prediction, header: Header, queries: Sequence[str],
+               rays: Optional[np.ndarray]) -> List[Grounding]:
+    """Return one Grounding per query of ``prediction`` (3D only with ``rays`` and depth)."""
+    return [grounding_msg(ground_object(mask, prediction.depth, rays, prob), header, query, cut,
+                          mask)
+            for query, mask, prob, cut in zip(queries, prediction.masks, prediction.probs,
+                                               prediction.truncated)]
+
+
+def frame_messages(prediction: Prediction, header: Header, rgb: np.ndarray,
+                   info: Optional[CameraInfo], rays: Optional[np.ndarray],
+                   standing: Sequence[str], frame_groundings: Sequence[Grounding],
+                   settings: Mapping[str, Any], subscribed: Collection[str],
+                   refer: bool) -> List[Tuple[str, Any]]:
+    """Build the messages of one frame as (topic, message), in publishing order.
+
+    ``frame_groundings`` start with the ``standing`` queries' ones; ``settings`` are the node's
+    parameter values (``publish.*``, ``points_step``); ``subscribed`` names the output topics
+    with subscribers (the costly visualisations are built only for them); ``refer`` says
+    whether the engine has a referring model (the overlay needs one).
+    """
+    out: List[Tuple[str, Any]] = []
+    depth = prediction.depth
+    if depth is not None and settings['publish.depth']:
+        out.append(('depth', depth_to_image(depth, header)))
+        if info is not None:
+            out.append(('depth/camera_info', camera_info_for_image(
+                info, header, (rgb.shape[1], rgb.shape[0]))))
+    if depth is not None and settings['publish.colorized'] and 'depth/colorized' in subscribed:
+        out.append(('depth/colorized', bgr_to_image(colorize_depth(depth), header)))
+    if depth is not None and rays is not None and settings['publish.points'] and \
+            'points' in subscribed:
+        out.append(('points', depth_to_pointcloud2(depth, rays, header,
+                                                   int(settings['points_step']), rgb)))
+    n = len(standing)
+    if n and settings['publish.mask']:
+        out.append(('mask', frame_groundings[0].mask))  # the first standing query's mono8 mask
+    if settings['publish.grounding']:
+        out += [('grounding', g) for g in frame_groundings[:n]]
+    if settings['publish.marker']:
+        out += [('grounding/marker', m)
+                for i, g in enumerate(frame_groundings[:n]) for m in grounding_markers(g, i)]
+    if refer and settings['publish.overlay'] and 'mask/overlay' in subscribed:
+        labels = [f'{q} {s:.2f}' for q, s in zip(standing, prediction.scores)]
+        overlay = overlay_masks(rgb, list(prediction.masks[:n]), labels)
+        out.append(('mask/overlay', bgr_to_image(overlay, header)))
+    return out

@@ -9,16 +9,13 @@ while a frame is in flight. See docs/ros-interface.md for the full interface.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
-import signal
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
@@ -39,24 +36,21 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker
 
-from vpd_ros.engine.camera_model import CameraModel
-from vpd_ros.engine.geometry import ground_object
-from vpd_ros.ros.conversions import (ImageDecodeError, bgr_to_image, camera_info_to_model,
-                                     compressed_to_rgb, depth_to_image, depth_to_pointcloud2,
-                                     image_to_rgb)
+from vpd_ros.ros.camera import CameraRays
+from vpd_ros.ros.conversions import ImageDecodeError, decode_image
 from vpd_ros.ros.diagnostics import FrameStats, LogLimiter, diagnostic_array
-from vpd_ros.ros.messages import (camera_info_for_image, delete_all_marker, grounding_markers,
-                                  grounding_msg)
+from vpd_ros.ros.messages import delete_all_marker, frame_messages, groundings
 from vpd_ros.ros.params import (RUNTIME, NodeConfig, check_value, declare_parameters,
                                 engine_value, parameter_values, qos_profile, read_config)
-from vpd_ros.ros.queries import join_queries, parse_one_query, parse_queries
+from vpd_ros.ros.process import (apply_download_policy, interrupt_once, return_freed_memory,
+                                 spin)
+from vpd_ros.ros.queries import join_queries, parse_one_query, parse_queries, truncation_note
 from vpd_ros.ros.worker import InferenceWorker, Job
-from vpd_ros.engine.visualize import colorize_depth, overlay_masks
 from vpd_ros_interfaces.msg import Grounding
 from vpd_ros_interfaces.srv import Ground, SetQuery
 
 if TYPE_CHECKING:  # imported in configure, after the download policy is in the environment
-    from vpd_ros.engine import Prediction, VPDEngine
+    from vpd_ros.engine import VPDEngine
 
 #: Service request queue: the default (10) silently drops requests of a burst of callers.
 SERVICE_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
@@ -73,66 +67,12 @@ OUTPUTS = {'depth': Image, 'depth/camera_info': CameraInfo, 'mask': Image,
 INPUTS = ('image', 'camera_info', 'query')
 
 
-#: Variables that keep huggingface_hub, transformers and datasets from using the network.
-OFFLINE_VARIABLES = ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_DATASETS_OFFLINE')
-
-
-def apply_download_policy(allow_download: bool) -> str:
-    """Set the offline variables unless downloads are allowed; return a log description.
-
-    They must be in the environment before diffusers/transformers are imported (they read
-    them once), which the engine does when configure first loads it, so the node calls this
-    first.
-    """
-    if allow_download:
-        return 'model downloads allowed (allow_download true)'
-    for name in OFFLINE_VARIABLES:
-        os.environ[name] = '1'
-    return f'offline: {", ".join(f"{n}=1" for n in OFFLINE_VARIABLES)} (allow_download false)'
-
-
-def _return_freed_memory() -> None:
-    """Give freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
-
-    Lifecycle transitions run on executor pool threads, each with its own malloc arena, and a
-    released model's weights otherwise stay reserved in the arena that loaded them: after
-    cleanup/configure cycles the RSS grew in model-sized steps without any leak.
-    """
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _truncation_note(engine: VPDEngine, queries: List[str]) -> str:
-    """Return a note naming the queries longer than the engine's text tokens, or ``''``.
-
-    Such queries are cut to the token length (Grounding.truncated is set on their results).
-    """
-    cut = [q for q, t in zip(queries, engine.truncated(queries)) if t]
-    if not cut:
-        return ''
-    return (f' (truncated to the model\'s {engine.token_length} text tokens: '
-            f'{join_queries(cut)})')
-
-
 class VPDNode(LifecycleNode):
     """Lifecycle node running VPD on a camera stream.
 
-    Parameters: see :data:`vpd_ros.ros.params.PARAMETERS` (config/vpd.yaml holds them all).
-
-    Subscribers: ``image`` (sensor_msgs/Image) or ``<image>/compressed``
-    (sensor_msgs/CompressedImage) per ``image_transport``; ``camera_info``
-    (sensor_msgs/CameraInfo); ``query`` (std_msgs/String, sets the standing queries).
-
-    Publishers (input header, input resolution): ``depth`` (32FC1, metres),
-    ``depth/camera_info``, ``mask`` (mono8 0/255, first standing query), ``grounding``
-    (vpd_ros_interfaces/Grounding, one per standing query), ``grounding/marker``
-    (visualization_msgs/Marker), ``points`` (PointCloud2), ``depth/colorized`` and
-    ``mask/overlay`` (bgr8, only while subscribed), ``current_query`` (std_msgs/String,
-    transient local), ``/diagnostics``.
-
-    Services: ``~/set_query`` (SetQuery), ``~/ground`` (Ground) and the lifecycle services.
+    Parameters are :data:`vpd_ros.ros.params.PARAMETERS`; topics and services are
+    :data:`INPUTS`, :data:`OUTPUTS`, ``current_query``, ``/diagnostics``, ``~/set_query`` and
+    ``~/ground`` (docs/ros-interface.md describes each).
 
     Transitions: configure validates parameters, loads the engine and runs one warm-up frame
     (FAILURE with the reason logged when any of it fails); activate subscribes and starts the
@@ -158,9 +98,7 @@ class VPDNode(LifecycleNode):
         self._worker: Optional[InferenceWorker] = None
         self._queries: List[str] = []
         self._queries_lock = threading.Lock()
-        self._camera_info: Optional[CameraInfo] = None
-        self._camera_model: Optional[Tuple[CameraInfo, CameraModel]] = None
-        self._rectified = False
+        self._camera = CameraRays()
         self._qos_warned: set = set()
         self._outputs: Dict[str, Any] = {}
         self._service_handles: List[Any] = []
@@ -176,17 +114,12 @@ class VPDNode(LifecycleNode):
 
     def _on_set_parameters(self, params: Sequence[Parameter]) -> SetParametersResult:
         """Reject invalid values with the reason; note when accepted ones take effect."""
-        notes = []
         try:
-            for param in params:
-                when = check_value(param.name, param.value)
-                if when != RUNTIME:
-                    notes.append(f'{param.name} {when}')
+            notes = [f'{p.name} {when}' for p in params
+                     if (when := check_value(p.name, p.value)) != RUNTIME]
         except ValueError as error:
             return SetParametersResult(successful=False, reason=str(error))
-        updated = dict(self._settings)
-        updated.update({p.name: p.value for p in params})
-        self._settings = updated
+        self._settings = updated = {**self._settings, **{p.name: p.value for p in params}}
         worker = self._worker
         if worker is not None and 'max_rate' in updated:
             worker.max_rate = float(updated['max_rate'])
@@ -265,21 +198,16 @@ class VPDNode(LifecycleNode):
                                        serving=lambda: engine.serving(queries))
         self._worker.start()
         self._qos_warned = set()
-        if settings['image_transport'] == 'compressed':
-            topic = self.resolve_topic_name('image') + '/compressed'
-            image_sub = self.create_subscription(
-                CompressedImage, topic, self._on_image, qos, callback_group=self._frames_group,
-                event_callbacks=self._qos_events(topic, settings))
-        else:
-            topic = self.resolve_topic_name('image')
-            image_sub = self.create_subscription(
-                Image, 'image', self._on_image, qos, callback_group=self._frames_group,
-                event_callbacks=self._qos_events(topic, settings))
-        self._rectified = 'image_rect' in topic  # image_geometry: project with P
+        compressed = settings['image_transport'] == 'compressed'
+        topic = self.resolve_topic_name('image') + ('/compressed' if compressed else '')
+        image_sub = self.create_subscription(
+            CompressedImage if compressed else Image, topic, self._on_image, qos,
+            callback_group=self._frames_group, event_callbacks=self._qos_events(topic, settings))
+        self._camera.rectified = 'image_rect' in topic  # image_geometry: project with P
         info_topic = self.resolve_topic_name('camera_info')
         self._input_subs = [
             image_sub,
-            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, info_qos,
+            self.create_subscription(CameraInfo, 'camera_info', self._camera.update, info_qos,
                                      callback_group=self._frames_group,
                                      event_callbacks=self._qos_events(info_topic, settings)),
             self.create_subscription(String, 'query', self._on_query_topic, 10,
@@ -337,8 +265,8 @@ class VPDNode(LifecycleNode):
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.release()
-            _return_freed_memory()
-        self._camera_info = self._camera_model = None
+            return_freed_memory()
+        self._camera.clear()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release the engine (device memory) and the outputs."""
@@ -398,8 +326,8 @@ class VPDNode(LifecycleNode):
                 marker_pub.publish(delete_all_marker(Header()))
         if not queries:
             return True, 'query cleared: depth only'
-        return True, f'standing queries: {join_queries(queries)}' + _truncation_note(engine,
-                                                                                  queries)
+        return True, f'standing queries: {join_queries(queries)}' + truncation_note(
+            queries, engine.truncated(queries), engine.token_length)
 
     def _on_set_query(self, request: SetQuery.Request,
                       response: SetQuery.Response) -> SetQuery.Response:
@@ -432,13 +360,8 @@ class VPDNode(LifecycleNode):
             response.message = str(error)
             return response
         timeout = request.timeout if request.timeout > 0 else self._settings['ground_timeout']
-        if not pending.done.wait(timeout):
-            waited = 'for inference' if pending.taken else 'for a frame'
-            worker.cancel(pending)
-            response.message = f'timed out after {timeout:.2f} s waiting {waited}'
-            return response
-        if pending.error:
-            response.message = pending.error
+        response.message = worker.wait(pending, timeout)
+        if response.message:
             return response
         response.success, response.message, response.result = True, 'ok', pending.result
         return response
@@ -449,30 +372,6 @@ class VPDNode(LifecycleNode):
         worker = self._worker
         if worker is not None:
             worker.submit(msg)  # counts received and dropped frames in self._stats
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
-
-    def _camera(self, size: Tuple[int, int]) -> Tuple[Optional[CameraInfo],
-                                                       Optional[np.ndarray]]:
-        """Return the CameraInfo and per-pixel rays for an image of ``size`` (w, h), or Nones.
-
-        The camera model is rebuilt when a new CameraInfo arrives; its rays are cached per size.
-        An unusable calibration (unknown distortion, ROI off the sensor, ...) is logged.
-        """
-        info = self._camera_info
-        if info is None:
-            return None, None
-        try:
-            cached = self._camera_model
-            if cached is None or cached[0] is not info:
-                cached = self._camera_model = (info, camera_info_to_model(info, self._rectified))
-            return info, cached[1].rays(size)
-        except ValueError as error:
-            text = f'camera_info unusable, no 3D output: {error}'
-            self._stats.error('camera_info_errors', text)
-            self._warn_limited(text)
-            return None, None
 
     # rclpy fixes each call site's severity, so warnings and errors need their own lines.
     def _warn_limited(self, text: str) -> None:
@@ -485,26 +384,21 @@ class VPDNode(LifecycleNode):
         if self._log_limiter.allow(text):
             self.get_logger().error(text)
 
-    def _decode(self, msg: Any) -> np.ndarray:
-        max_pixels = int(self._settings['max_image_pixels'])
-        if isinstance(msg, CompressedImage):
-            return compressed_to_rgb(msg, max_pixels)
-        return image_to_rgb(msg, max_pixels)
-
     def _process(self, job: Job) -> None:
         """Decode, run the engine once for all queries, encode and publish (worker thread)."""
         settings, engine = self._settings, self._engine
         if engine is None:
             raise RuntimeError('engine released')
-        if settings['lazy'] and not job.requests and \
-                not any(self._subscribed(name) for name in OUTPUTS):
+        subscribed = {name for name, publisher in self._outputs.items()
+                      if name in OUTPUTS and publisher.get_subscription_count() > 0}
+        if settings['lazy'] and not job.requests and not subscribed:
             self._stats.count('idle')  # nobody needs this frame: skip the model entirely
             return
         t: Dict[str, float] = {}
         start = time.perf_counter()
         header = job.frame.msg.header
         try:
-            rgb = self._decode(job.frame.msg)
+            rgb = decode_image(job.frame.msg, int(settings['max_image_pixels']))
         except ImageDecodeError as error:
             text = f'image refused: {error}'
             self._stats.error('decode_errors', text)
@@ -514,7 +408,13 @@ class VPDNode(LifecycleNode):
             return
         t['decode'] = (time.perf_counter() - start) * 1e3
         size = (rgb.shape[1], rgb.shape[0])
-        info, rays = self._camera(size)
+        try:
+            info, rays = self._camera.rays(size)
+        except ValueError as error:
+            text = f'camera_info unusable, no 3D output: {error}'
+            self._stats.error('camera_info_errors', text)
+            self._warn_limited(text)
+            info, rays = None, None
         standing = [] if job.replay else self._standing()
         queries = list(dict.fromkeys(standing + [r.query for r in job.requests]))
         engine.set_caption(settings['depth_caption'] or None)
@@ -524,15 +424,13 @@ class VPDNode(LifecycleNode):
             scene=engine_value('scene', settings['scene']))
         t.update({f'engine.{k}': v for k, v in prediction.timings.items()})
         mark = time.perf_counter()
-        groundings = [grounding_msg(ground_object(mask, prediction.depth, rays, prob), header, q,
-                                    cut, mask)
-                      for q, mask, prob, cut in zip(queries, prediction.masks, prediction.probs,
-                                                    prediction.truncated)]
-        by_query = dict(zip(queries, groundings))
+        found = groundings(prediction, header, queries, rays)
+        by_query = dict(zip(queries, found))
         for request in job.requests:
             request.finish(result=by_query[request.query])
-        outgoing = [] if job.replay else self._encode(
-            settings, header, rgb, prediction, info, rays, standing, groundings)
+        outgoing = [] if job.replay else frame_messages(
+            prediction, header, rgb, info, rays, standing, found, settings, subscribed,
+            'refer' in engine.tasks)
         t['encode'] = (time.perf_counter() - mark) * 1e3
         mark = time.perf_counter()
         for name, msg in outgoing:
@@ -543,43 +441,6 @@ class VPDNode(LifecycleNode):
         t['total'] = (time.perf_counter() - start) * 1e3
         if not job.replay:
             self._stats.frame(t)
-
-    def _subscribed(self, name: str) -> bool:
-        publisher = self._outputs.get(name)
-        return publisher is not None and publisher.get_subscription_count() > 0
-
-    def _encode(self, settings: Dict[str, Any], header: Header, rgb: np.ndarray,
-                prediction: Prediction, info: Optional[CameraInfo], rays: Optional[np.ndarray],
-                standing: List[str], groundings: List[Grounding]) -> List[Tuple[str, Any]]:
-        """Build the messages of one frame as (topic, message), in publishing order."""
-        out: List[Tuple[str, Any]] = []
-        depth = prediction.depth
-        if depth is not None and settings['publish.depth']:
-            out.append(('depth', depth_to_image(depth, header)))
-            if info is not None:
-                out.append(('depth/camera_info', camera_info_for_image(
-                    info, header, (rgb.shape[1], rgb.shape[0]))))
-        if depth is not None and settings['publish.colorized'] and \
-                self._subscribed('depth/colorized'):
-            out.append(('depth/colorized', bgr_to_image(colorize_depth(depth), header)))
-        if depth is not None and rays is not None and settings['publish.points'] and \
-                self._subscribed('points'):
-            out.append(('points', depth_to_pointcloud2(depth, rays, header,
-                                                       int(settings['points_step']), rgb)))
-        n = len(standing)
-        if n and settings['publish.mask']:
-            out.append(('mask', groundings[0].mask))  # the first standing query's mono8 mask
-        if settings['publish.grounding']:
-            out += [('grounding', g) for g in groundings[:n]]
-        if settings['publish.marker']:
-            out += [('grounding/marker', m)
-                    for i, g in enumerate(groundings[:n]) for m in grounding_markers(g, i)]
-        if 'refer' in (self._engine.tasks if self._engine else ()) and \
-                settings['publish.overlay'] and self._subscribed('mask/overlay'):
-            labels = [f'{q} {s:.2f}' for q, s in zip(standing, prediction.scores)]
-            overlay = overlay_masks(rgb, list(prediction.masks[:n]), labels)
-            out.append(('mask/overlay', bgr_to_image(overlay, header)))
-        return out
 
     def _on_worker_error(self, job: Job, error: BaseException) -> None:
         if not self.context.ok():  # a signal shut ROS down mid-frame: shutdown is not an error
@@ -599,45 +460,11 @@ class VPDNode(LifecycleNode):
         hardware = 'none'
         if engine is not None:
             hardware = str(engine.device)
-            if engine.device.type == 'cuda':
-                import torch  # already loaded by the engine
-
-                extra['device_memory_allocated_mb'] = \
-                    f'{torch.cuda.memory_allocated(engine.device) / 2**20:.1f}'
-                extra['device_memory_reserved_mb'] = \
-                    f'{torch.cuda.memory_reserved(engine.device) / 2**20:.1f}'
+            extra.update({f'device_memory_{kind}_mb': f'{mb:.1f}'
+                          for kind, mb in engine.device_memory_mb().items()})
         self._diagnostics_pub.publish(diagnostic_array(
             self._stats.report(), self.get_clock().now().to_msg(),
             f'{self.get_name()}: inference', hardware, self._state_label, extra))
-
-
-def spin(executor: MultiThreadedExecutor) -> None:
-    """Spin until shutdown, surviving entities destroyed while a wait set is being built.
-
-    Deactivate and cleanup (on a pool thread) destroy subscriptions and their QoS event
-    handlers; if the executor thread is adding one of them to its wait set at that moment,
-    rclpy raises InvalidHandle from ``spin``. The entity is gone on purpose: spin again.
-    """
-    while rclpy.ok():
-        try:
-            executor.spin()
-            return
-        except _rclpy.InvalidHandle:
-            continue
-
-
-def _interrupt_once(stopping: threading.Event) -> None:
-    """Make SIGINT interrupt ``spin`` once; later ones are ignored while the node cleans up.
-
-    ``ros2 launch`` on Ctrl-C delivers two SIGINTs (the terminal's to the process group, then
-    its own about 50 ms later): the second must not cut the clean-up short with a traceback.
-    Installed before ``rclpy.init``, whose signal handler wakes the executor and chains to it.
-    """
-    def handler(signum: int, frame: Any) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            raise KeyboardInterrupt
-    signal.signal(signal.SIGINT, handler)
 
 
 def main(args: Optional[List[str]] = None) -> NoReturn:
@@ -649,7 +476,7 @@ def main(args: Optional[List[str]] = None) -> NoReturn:
     An exception escaping the shutdown propagates normally (non-zero exit, traceback).
     """
     stopping = threading.Event()
-    _interrupt_once(stopping)
+    interrupt_once(stopping)
     rclpy.init(args=args)
     node = VPDNode()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)

@@ -10,7 +10,7 @@ run as one batch on every frame (one mask and one Grounding each). Blank text me
 from __future__ import annotations
 
 import unicodedata
-from typing import List
+from typing import List, Sequence
 
 SEPARATOR = ';'
 
@@ -67,3 +67,14 @@ def parse_one_query(text: str, max_length: int) -> str:
 def join_queries(queries: List[str]) -> str:
     """Return the text form of standing queries, e.g. ``'the red mug; a chair'``."""
     return f'{SEPARATOR} '.join(queries)
+
+
+def truncation_note(queries: List[str], truncated: Sequence[bool], token_length: int) -> str:
+    """Return a note naming the queries cut to the model's ``token_length`` text tokens, or ``''``.
+
+    ``truncated`` is the engine's per-query flag (Grounding.truncated is set on their results).
+    """
+    cut = [q for q, t in zip(queries, truncated) if t]
+    if not cut:
+        return ''
+    return f' (truncated to the model\'s {token_length} text tokens: {join_queries(cut)})'

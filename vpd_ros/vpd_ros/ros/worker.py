@@ -200,6 +200,17 @@ class InferenceWorker:
                 return True
             return False
 
+    def wait(self, request: GroundRequest, timeout: float) -> str:
+        """Wait for ``request``; return ``''`` when it has its result, else why not.
+
+        A request still unserved after ``timeout`` seconds is withdrawn.
+        """
+        if not request.done.wait(timeout):
+            waited = 'for inference' if request.taken else 'for a frame'
+            self.cancel(request)
+            return f'timed out after {timeout:.2f} s waiting {waited}'
+        return request.error
+
     def _next_job(self) -> Optional[Job]:
         """Wait for work and return it, or None when stopped (called with the lock free)."""
         with self._cond:
