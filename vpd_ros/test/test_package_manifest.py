@@ -24,6 +24,9 @@ ROSDEP_KEYS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'tqdm': 'pytho
 #: Installed with pip (no rosdep key), named in package.xml's comment; typing_extensions comes
 #: with torch.
 PIP_ONLY = {'torch', 'diffusers', 'safetensors', 'typing_extensions'}
+#: Optional deployment backends (setup.py extras), imported only when chosen; package.xml's
+#: comment names how to install them.
+EXTRAS = {'onnx', 'onnxruntime', 'openvino', 'tensorrt'}
 #: ROS packages that are not message packages.
 ROS_PACKAGES = {'rclpy', 'ament_index_python', 'launch', 'launch_ros'}
 
@@ -55,7 +58,8 @@ def test_every_import_is_declared_and_every_key_used() -> None:
         elif root in ROS_PACKAGES or root.endswith(('_msgs', '_interfaces')):
             wanted.add(root)
         else:
-            assert root in PIP_ONLY, f'{root} is imported but has no rosdep key here'
+            assert root in PIP_ONLY | EXTRAS, f'{root} is imported but has no rosdep key here'
     assert wanted == _keys()
     comment = (PACKAGE_DIR / 'package.xml').read_text(encoding='utf-8')
     assert all(name in comment for name in PIP_ONLY - {'typing_extensions'})
+    assert all(f'[{name}]' in comment for name in EXTRAS)
