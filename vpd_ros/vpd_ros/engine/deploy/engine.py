@@ -14,7 +14,6 @@ import dataclasses
 import gc
 import os
 import platform
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -127,12 +126,13 @@ class GraphEngine(VPDEngine):
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
-        """Add the block's time to the running frame's timings under ``name``."""
-        start = time.perf_counter()
-        yield
-        if self._timings is not None:
-            self._timings[name] = self._timings.get(name, 0.0) + (
-                time.perf_counter() - start) * 1e3
+        """Time the block as stage ``name`` of the running frame's clock (no frame: untimed)."""
+        clock = self._clock
+        if clock is None:
+            yield
+        else:
+            with clock.stage(name):
+                yield
 
     def _encode(self, model: 'DepthGraphs | ReferGraphs', x: torch.Tensor) -> torch.Tensor:
         (latents,) = model.vae(image=host(x))
