@@ -36,7 +36,8 @@ import numpy as np
 from ..engine.config import COMPILE_MODES, DTYPE_CHOICES
 from .cli_common import Parser, parse_model_size, parse_size
 from .measure import host_peak_mb, percentiles, reset_host_peak
-from ..engine.deploy.backends import BACKENDS, PRECISIONS
+from ..engine.deploy.backends import BACKENDS
+from .cli_export import add_graph_arguments
 
 BENCH_HELP = ('benchmark the engine (optionally against the naive baseline) or the node end to '
               'end; prints the machine, per-stage times, percentiles and memory')
@@ -544,10 +545,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    choices=BACKENDS,
                    help='engines to compare, the first is the reference (e.g. torch '
                         'onnxruntime openvino); other than torch run the exported graphs')
-    p.add_argument('--precision', default='fp32', choices=PRECISIONS,
-                   help='precision of the exported-graph backends (default fp32)')
-    p.add_argument('--cache-dir', default=None,
-                   help='export cache folder (default $VPD_ROS_CACHE or ~/.cache/vpd_ros)')
+    add_graph_arguments(p)
     p.add_argument('--node', action='store_true',
                    help='benchmark vpd_node end to end (camera -> node -> subscriber on DDS)')
     p.add_argument('--duration', type=float, default=20.0, help='--node: measured seconds')

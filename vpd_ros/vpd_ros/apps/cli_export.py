@@ -22,13 +22,18 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
     add_engine_arguments(p)
     p.add_argument('--backend', default='onnxruntime', choices=BACKENDS[1:],
                    help='backend to compile for and check the graphs with (default onnxruntime)')
-    p.add_argument('--precision', default='fp32', choices=PRECISIONS,
-                   help='precision the backend compiles the graphs in (default fp32)')
-    p.add_argument('--cache-dir', default=None,
-                   help='export cache folder (default $VPD_ROS_CACHE or ~/.cache/vpd_ros)')
+    add_graph_arguments(p)
     p.add_argument('--output', default='',
                    help='also copy the graphs here as <graph>.onnx (with <graph>.onnx.data)')
     p.set_defaults(func=run_export)
+
+
+def add_graph_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the exported-graph options shared by ``export`` and ``bench --backend``."""
+    p.add_argument('--precision', default='fp32', choices=PRECISIONS,
+                   help='precision the backend runs the exported graphs in (default fp32)')
+    p.add_argument('--cache-dir', default=None,
+                   help='export cache folder (default $VPD_ROS_CACHE or ~/.cache/vpd_ros)')
 
 
 def run_export(args: argparse.Namespace) -> int:
