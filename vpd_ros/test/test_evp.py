@@ -2,7 +2,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """EVP models: official-layout loading, token ids and the head formulas the specification states."""
 
-import argparse
 import math
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from official_layout import export_official, official_keys, random_official_state
+from official_layout import export_official, refer_extras
 from vpd_ros.model import (CheckpointMismatchError, EVPDepth, EVPRefer, VPDDepth, VPDRefer,
                            get_preset)
 from vpd_ros.model.bins import InverseAttractor, LogBinomial, log_binomial_coefficient
@@ -20,7 +19,6 @@ from vpd_ros.model.convert import (DEPTH_PREFIXES, EVP_DEPTH_PREFIXES, EVP_REFER
 from vpd_ros.model.imafr import AttentionDownsamplingModule, group_count
 from vpd_ros.model.official import classify_checkpoint, load_official_checkpoint
 from vpd_ros.engine.tta import shift_window_flip
-from test_official_checkpoints import fingerprints
 
 CLASSES = {'evp_depth': EVPDepth, 'evp_refer': EVPRefer}
 PREFIXES = {'evp_depth': EVP_DEPTH_PREFIXES, 'evp_refer': EVP_REFER_PREFIXES}
@@ -31,55 +29,6 @@ def tiny(kind, **overrides):
     p = get_preset('tiny')
     torch.manual_seed(3)
     return CLASSES[kind](p['unet'], p['vae'], p['text'], **dict(p[kind], **overrides)).eval()
-
-
-def refer_extras():
-    """What the official referring training saves next to the weights (train.py)."""
-    weight = torch.nn.Parameter(torch.zeros(3))
-    opt = torch.optim.AdamW([weight], lr=8e-5)
-    weight.sum().backward()
-    opt.step()  # the saved optimizer state holds moments and a step count
-    return {'optimizer': opt.state_dict(), 'epoch': 19, 'lr_scheduler': {'t_initial': 20},
-            'args': argparse.Namespace(token_length=40, dataset='refcoco', lr=8e-5)}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)  # 4.3 GB written, read and summed: minutes on busy cores
-@pytest.mark.parametrize('kind', ['evp_depth', 'evp_refer'])
-def test_full_size_official_layout_loads_strictly(tmp_path, kind):
-    """Every tensor of an official-layout EVP file lands in the model exactly once."""
-    state = random_official_state(kind, seed=2)
-    path = str(tmp_path / f'{kind}.pth')
-    extra = refer_extras() if kind == 'evp_refer' else {}
-    torch.save({'model': state, **extra}, path)
-    model = CLASSES[kind].from_official_checkpoint(path)
-    ours = model.state_dict()
-    assert not any(t.is_meta for t in ours.values())
-    assert len(ours) == len(official_keys(kind)) == len(state)
-    assert fingerprints(ours) == fingerprints(state)
-    prefix = 'encoder.' if kind == 'evp_depth' else ''
-    clip = 'encoder.clip_model.transformer.' if kind == 'evp_depth' else 'clip_model.'
-    same = {
-        prefix + 'aggregation.layer3.conv1.0.weight': 'aggregation.layer3.conv1.0.weight',
-        prefix + 'aggregation.layer6.group_norm.bias': 'aggregation.layer6.group_norm.bias',
-        clip + 'text_model.encoder.layers.11.mlp.fc2.weight':
-            'text_encoder.encoder.layers.11.mlp.fc2.weight',
-        prefix + 'unet.unet.diffusion_model.output_blocks.4.1.proj_in.weight':
-            'backbone.unet.up_blocks.1.attentions.1.proj_in.weight',
-    }
-    if kind == 'evp_depth':
-        same.update({'decoder.last_layer_depth.2.weight': 'last_layer_depth.2.weight',
-                     'attractors.0._net.2.weight': 'bins.attractors.0._net.2.weight',
-                     'encoder.layer2.0.weight': 'neck.layer2.0.weight'})
-        assert model.backbone.vae.post_quant_conv is None
-        assert model.backbone.latent_divisor == pytest.approx(5.07543)
-    else:
-        same['classifier.conv1_4.weight'] = 'classifier.conv1_4.weight'
-        assert model.backbone.latent_divisor == pytest.approx(4.7164)
-    for official, mine in same.items():
-        assert torch.equal(state[official], ours[mine]), official
-    assert model.token_length == 40
-    assert tuple(ours['aggregation.layer3.conv1.0.weight'].shape) == (680, 840, 1, 1)
 
 
 @pytest.mark.parametrize('kind', ['evp_depth', 'evp_refer'])

@@ -508,6 +508,11 @@ def node_markdown(latency: Dict[str, float], stages: Dict[str, float],
     lines.append(f'| node overhead beyond the engine ms | {_fmt(overhead, 2)} |')
     lines.append(f'| frames in / processed / dropped / outputs | {report.frames_in} / '
                  f'{report.node_processed} / {report.node_dropped} / {report.outputs} |')
+    lines.append(f'| simulated camera frames/s achieved (render + publish) | '
+                 f'{report.frames_in / report.duration_s:.1f} |')
+    if report.shutdown_s is not None:
+        lines.append(f'| SIGINT -> node exit s (exit code {report.shutdown_code}) | '
+                     f'{report.shutdown_s:.2f} |')
     if report.rss_mb:
         lines.append(f'| node peak RSS MB | {report.rss_mb["peak"]:.0f} |')
     return '\n'.join(lines)
