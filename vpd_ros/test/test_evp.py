@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """EVP models: official-layout loading, token ids and the head formulas the specification states."""
 
+import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -19,6 +21,10 @@ from vpd_ros.model.convert import (DEPTH_PREFIXES, EVP_DEPTH_PREFIXES, EVP_REFER
 from vpd_ros.model.imafr import AttentionDownsamplingModule, group_count
 from vpd_ros.model.official import classify_checkpoint, load_official_checkpoint
 from vpd_ros.engine.tta import shift_window_flip
+from test_cli_infer import vpd_ros as run_cli
+from vpd_ros.apps.captions import CaptionTable
+from vpd_ros.model.official import preset_of_state
+from vpd_ros.model.presets import split_model_name
 
 CLASSES = {'evp_depth': EVPDepth, 'evp_refer': EVPRefer}
 PREFIXES = {'evp_depth': EVP_DEPTH_PREFIXES, 'evp_refer': EVP_REFER_PREFIXES}
@@ -257,8 +263,8 @@ def test_engine_runs_official_evp_files(tmp_path):
         paths[kind] = str(tmp_path / f'{kind}.pth')
         torch.save({'model': export_official(kind, tiny(kind), PREFIXES[kind])}, paths[kind])
     frame = (torch.rand(48, 80, 3) * 255).to(torch.uint8).numpy()
-    engine = VPDEngine.from_official(paths['evp_depth'], paths['evp_refer'], preset='tiny',
-                                     config=EngineConfig(input_size=(64, 96)))
+    engine = VPDEngine.from_official(paths['evp_depth'], paths['evp_refer'],
+                                     config=EngineConfig(input_size=(64, 96)))  # tiny: by content
     assert isinstance(engine.depth, EVPDepth) and isinstance(engine.refer, EVPRefer)
     assert not engine.shared_vae  # different latent divisors: each model encodes the frame
     first = engine.predict(frame, ['the red mug'])
@@ -267,6 +273,134 @@ def test_engine_runs_official_evp_files(tmp_path):
     assert not np.array_equal(engine.predict(frame).depth, first.depth)
     with pytest.raises(ValueError, match='non-empty'):
         engine.set_caption(' ')
-    tta = VPDEngine.from_official(paths['evp_depth'], None, preset='tiny',
+    tta = VPDEngine.from_official(paths['evp_depth'], None,
                                   config=EngineConfig(input_size=(64, 96), tta=True))
     assert np.isfinite(tta.predict(frame).depth).all()
+
+
+def test_sizes_are_read_from_the_file(tmp_path):
+    """The UNet width in the file picks the preset (32: tiny); an unknown width is named."""
+    state = export_official('evp_refer', tiny('evp_refer'), EVP_REFER_PREFIXES)
+    assert preset_of_state(state, 'f') == 'tiny'
+    key = 'unet.unet.diffusion_model.input_blocks.0.0.weight'
+    state[key] = torch.zeros(48, 4, 3, 3)
+    with pytest.raises(CheckpointMismatchError, match='f: UNet width 48 matches no preset'):
+        preset_of_state(state, 'f')
+    assert preset_of_state({key: torch.zeros(320, 4, 3, 3)}, 'f') == 'sd15'
+
+
+def test_random_evp_weights_by_name():
+    """random:evp-<size> builds EVP models of a preset (bench and tests); unknown names listed."""
+    from vpd_ros.engine import EngineConfig, EngineSpec, load_engine
+    engine = load_engine(EngineSpec(weights='random:evp-tiny'),
+                         EngineConfig(input_size=(64, 64)))
+    assert isinstance(engine.depth, EVPDepth) and isinstance(engine.refer, EVPRefer)
+    assert engine.depth.token_length == get_preset('tiny')['evp_depth']['token_length']
+    assert not engine.shared_vae  # EVP's two VAEs are separate, as in its checkpoints
+    pred = engine.predict(np.zeros((48, 80, 3), np.uint8), ['the mug'])
+    assert pred.depth.shape == (48, 80) and pred.masks.shape == (1, 48, 80)
+    assert {'depth_imafr', 'depth_bins', 'refer_imafr'} <= set(pred.timings)
+    assert split_model_name('sd15') == ('vpd', 'sd15')
+    assert split_model_name('evp-sd15') == ('evp', 'sd15')
+    with pytest.raises(ValueError, match='evp-huge.*sd15, tiny, evp-sd15, evp-tiny'):
+        load_engine(EngineSpec(weights='random:evp-huge'))
+
+
+def test_caption_table_names_images_by_whole_path_components(tmp_path):
+    """Keys name images by path suffix (whole components, extension optional), never by text."""
+    table = CaptionTable({'nyu_depth_v2/official_splits/test/bathroom/rgb_00045.jpg': 'a bath',
+                          'official_splits/test/kitchen/rgb_00045.jpg': 'a kitchen',
+                          'scene_0000002.png': 'a room', 'rgb_0004.jpg': 'short'}, 'c.json')
+    root = '/data/nyu_depth_v2/official_splits/test'
+    assert table.caption(f'{root}/bathroom/rgb_00045.jpg') == 'a bath'
+    assert table.caption(f'{root}/kitchen/rgb_00045.jpg') == 'a kitchen'
+    assert table.caption('scene_0000002') == 'a room'  # a user-folder sample's name
+    assert table.caption('test/bathroom/rgb_00045.jpg') == 'a bath'  # relative list entry
+    with pytest.raises(ValueError, match='no entry for image /x/office/rgb_00045.jpg'):
+        table.caption('/x/office/rgb_00045.jpg')
+    with pytest.raises(ValueError, match='2 different captions for image rgb_00045.jpg'):
+        table.caption('rgb_00045.jpg')
+    # EVP's captions file: {path: {'caption': [str], 'class_embeddings': tensor}}, 'aggregated'.
+    path = str(tmp_path / 'nyu_class_embeddings_my_captions.pth')
+    torch.save({'aggregated': torch.zeros(1, 8, 64),
+                'nyu_depth_v2/official_splits/test/bathroom/rgb_00045.jpg':
+                    {'caption': ['a white bathroom', 'unused'],
+                     'class_embeddings': torch.zeros(768)}}, path)
+    assert CaptionTable.load(path).caption(f'{root}/bathroom/rgb_00045.jpg') == \
+        'a white bathroom'
+
+
+# --- the command line with EVP files (tiny sizes, official layout) --------------------------
+
+
+@pytest.fixture(scope='module')
+def evp_files(tmp_path_factory):
+    """Tiny EVP files in the official layout (refer with its training extras), and 2 rooms."""
+    from vpd_ros.data import render_scene
+    from vpd_ros.data.readers import write_user_depth_dataset, write_user_refer_dataset
+    root = tmp_path_factory.mktemp('evp_cli')
+    files = {'depth': str(root / 'best_model_nyu.ckpt'),
+             'refer': str(root / 'best_model_refcoco.pth')}
+    torch.save({'model': export_official('evp_depth', tiny('evp_depth'), EVP_DEPTH_PREFIXES)},
+               files['depth'])
+    torch.save({'model': export_official('evp_refer', tiny('evp_refer'), EVP_REFER_PREFIXES),
+                **refer_extras()}, files['refer'])
+    scenes = [render_scene(seed) for seed in (1000000, 1000001)]
+    stems = write_user_depth_dataset(scenes, root / 'data')
+    files['json'] = str(write_user_refer_dataset(scenes, root / 'data'))
+    files['data'] = str(root / 'data')
+    files['captions'] = str(root / 'captions.json')
+    with open(files['captions'], 'w', encoding='utf-8') as f:
+        json.dump({f'rgb/{stems[0]}.png': 'a small room with a table',
+                   f'rgb/{stems[1]}.png': 'a bedroom with a lamp'}, f)
+    files['root'] = str(root)
+    return files
+
+
+def test_cli_infer_runs_evp_files(evp_files, tmp_path):
+    """vpd-ros infer with EVP's two files (told apart by content) writes depth and masks."""
+    image = os.path.join(evp_files['data'], 'rgb', 'scene_1000000.png')
+    done = run_cli('infer', image, '-o', str(tmp_path / 'out'), '-q', 'the red ball',
+                   '--depth-checkpoint', evp_files['depth'], '--refer-checkpoint',
+                   evp_files['refer'], '--caption', 'a small room', '--device', 'cpu',
+                   '--input-size', '64x96')
+    assert done.returncode == 0, done.stderr
+    assert 'processed 1 of 1 images' in done.stdout
+    depth = np.load(tmp_path / 'out' / 'scene_1000000_depth.npy')
+    assert depth.shape == (240, 320) and np.isfinite(depth).all()
+    assert (tmp_path / 'out' / 'scene_1000000_mask-the-red-ball.png').is_file()
+
+
+def test_cli_eval_runs_evp_files_with_captions_and_tta(evp_files, tmp_path):
+    """vpd-ros eval: per-image captions and EVP's TTA; the same numbers as the loop in Python.
+
+    Every image must have its caption; a file that is no captions file is a usage error.
+    """
+    from vpd_ros.apps.evaluate import evaluate_depth
+    from vpd_ros.data import UserDepthFolder
+    from vpd_ros.engine import EngineConfig, VPDEngine
+    out = str(tmp_path / 'metrics.json')
+    done = run_cli('eval', '--data', 'user', '--folder', evp_files['data'], '--json',
+                   evp_files['json'], '--depth-checkpoint', evp_files['depth'],
+                   '--refer-checkpoint', evp_files['refer'], '--captions',
+                   evp_files['captions'], '--tta', '--device', 'cpu', '--input-size', '64x96',
+                   '--json-out', out)
+    assert done.returncode == 0, done.stderr
+    assert 'depth: d1 ' in done.stdout and 'refer: oIoU ' in done.stdout
+    with open(out, encoding='utf-8') as f:
+        metrics = json.load(f)
+    assert metrics['depth']['count'] == 2 and metrics['refer']['count'] > 2
+    engine = VPDEngine.from_official(evp_files['depth'], None,
+                                     config=EngineConfig(input_size=(64, 96), tta=True))
+    data = UserDepthFolder(evp_files['data'])
+    captioned = evaluate_depth(engine, data, captions=CaptionTable.load(evp_files['captions']))
+    assert captioned == pytest.approx(metrics['depth'], rel=1e-5)
+    partial = CaptionTable({'scene_1000000': 'a room'}, 'partial.json')
+    with pytest.raises(ValueError, match='partial.json: no entry for image scene_1000001'):
+        evaluate_depth(engine, data, captions=partial)
+    assert engine.caption == 'a room'  # each image is conditioned on its own caption
+    bad = run_cli('eval', '--data', 'user', '--folder', evp_files['data'], '--tasks', 'depth',
+                  '--depth-checkpoint', evp_files['depth'], '--captions', out, '--device',
+                  'cpu', '--input-size', '64x96')
+    assert bad.returncode == 2 and 'holds no caption' in bad.stderr, bad.stderr
+    assert 'Traceback' not in bad.stderr

@@ -41,9 +41,10 @@ from .cli_export import add_graph_arguments
 
 BENCH_HELP = ('benchmark the engine (optionally against the naive baseline) or the node end to '
               'end; prints the machine, per-stage times, percentiles and memory')
-#: Stage names in table order (those the engine did not run are left out).
-STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_head', 'refer',
-          'refer_unet', 'refer_head', 'postprocess', 'total')
+#: Stage names in table order (those the engine did not run are left out; ``*_imafr`` and
+#: ``depth_bins`` are EVP's feature refinement and metric-bins head).
+STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_imafr', 'depth_bins',
+          'depth_head', 'refer', 'refer_unet', 'refer_imafr', 'refer_head', 'postprocess', 'total')
 #: Query texts used in turn for the benchmark's queries.
 QUERY_TEXTS = ('the red mug on the table', 'the chair on the left', 'the open door',
                'the person in a blue shirt', 'the small plant near the window',
@@ -191,7 +192,7 @@ def build_engines(weights: str, tasks: Sequence[str],
                   configs: Dict[str, Any]) -> Dict[str, Any]:
     """Return one engine per named config, each loading the same weights.
 
-    ``random:<preset>`` weights are seeded, so every load gives the same tensors. (Loading
+    ``random:<name>`` weights are seeded, so every load gives the same tensors. (Loading
     again rather than deep-copying: a copied backbone's feature-tap hooks would still write
     to the original.)
     """
@@ -521,7 +522,8 @@ def node_markdown(latency: Dict[str, float], stages: Dict[str, float],
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Add the benchmark options to ``p`` (imports no torch: ``vpd-ros --help`` stays fast)."""
     p.add_argument('--weights', default=None,
-                   help='tiny (shipped), random:<preset> (e.g. random:sd15) or a model folder '
+                   help='tiny (shipped), random:<name> (random weights: tiny, sd15, evp-tiny, '
+                        'evp-sd15) or a model folder '
                         '(default: shipped tiny, else random:tiny)')
     p.add_argument('--tasks', default='both', choices=('both', 'depth', 'refer'),
                    help='models to run')

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from ..model.presets import model_names
 from .config import TASKS, EngineConfig, EngineSpec
 from .runner import VPDEngine
 from .shipped import shipped_notice
@@ -56,5 +57,5 @@ def model_folder(weights: str) -> str:
         known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
         raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
                                 f'({", ".join(known) or "none shipped"}) and not '
-                                'random:<preset>')
+                                'random:<name> (' + ', '.join(model_names()) + ')')
     return weights

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
-from ..model import EVPDepth, VPDDepth, VPDRefer, get_preset
+from ..model import EVPDepth, EVPRefer, VPDDepth, VPDRefer, get_preset
+from ..model.presets import FAMILIES, split_model_name
 from ..model.evp_depth import DEFAULT_CAPTION
 from ..model.official import load_official_checkpoint
 from ..model.attention import AttentionMapProcessor
@@ -40,6 +41,11 @@ from .tta import shift_window_flip
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 #: torch.compile keeps one graph per (model, number of queries); the default limit of 8 is low.
 COMPILE_CACHE_LIMIT = 64
+#: Model attribute -> stage suffix of its forward time (``depth_unet``, ``refer_imafr``, ...).
+TIMED_PARTS = {'backbone': 'unet', 'aggregation': 'imafr', 'bins': 'bins'}
+#: Preset section -> (model class, whether it takes the preset's CLIP text config).
+PRESET_MODELS = {'depth': (VPDDepth, False), 'refer': (VPDRefer, True),
+                 'evp_depth': (EVPDepth, True), 'evp_refer': (EVPRefer, True)}
 
 
 @dataclass
@@ -56,8 +62,9 @@ class Prediction:
             the mask; 0 for an empty mask.
         truncated: per query, whether the text was cut to the model's token length.
         timings: milliseconds per stage (preprocess, vae, text, depth, refer, postprocess, total);
-            ``depth`` and ``refer`` are further split into ``*_unet`` (the backbone forward)
-            and ``*_head`` (conditioning, head, crop and upsampling to the model size).
+            ``depth`` and ``refer`` are further split into ``*_unet`` (the backbone forward),
+            for EVP ``*_imafr`` (feature refinement) and ``depth_bins`` (metric-bins head),
+            and ``*_head`` (the rest: conditioning, head, crop and upsampling to the model size).
     """
 
     depth: Optional[np.ndarray]
@@ -159,7 +166,9 @@ class VPDEngine:
                 module.to(memory_format=fmt)
         if self.config.attention == 'explicit':
             set_explicit_attention(model)
-        self._time_backbone(model.backbone, f'{task}_unet')
+        for attribute, stage in TIMED_PARTS.items():
+            if isinstance(getattr(model, attribute, None), torch.nn.Module):
+                self._time_module(getattr(model, attribute), f'{task}_{stage}')
         return model
 
     def _new_clock(self) -> StageClock:
@@ -170,8 +179,8 @@ class VPDEngine:
             return StageClock(lambda: HostEvent(lambda: torch.cuda.synchronize(self.device)))
         return StageClock(lambda: torch.cuda.Event(enable_timing=True))
 
-    def _time_backbone(self, backbone: torch.nn.Module, name: str) -> None:
-        """Add the backbone's forward time to the running frame's timings under ``name``."""
+    def _time_module(self, module: torch.nn.Module, name: str) -> None:
+        """Add the module's forward time to the running frame's timings under ``name``."""
         def before(_module: torch.nn.Module, _args: object) -> None:
             if self._clock is not None:
                 self._clock.begin(name)
@@ -180,8 +189,8 @@ class VPDEngine:
             if self._clock is not None:
                 self._clock.end(name)
 
-        backbone.register_forward_pre_hook(before)
-        backbone.register_forward_hook(after)
+        module.register_forward_pre_hook(before)
+        module.register_forward_hook(after)
 
     def _compile(self) -> None:
         """Wrap each backbone forward and the VAE encoder in ``torch.compile`` (lazy)."""
@@ -247,10 +256,11 @@ class VPDEngine:
     @classmethod
     def from_official(cls, depth_checkpoint: Optional[str], refer_checkpoint: Optional[str],
                       sd15: Optional[str] = None, config: Optional[EngineConfig] = None,
-                      preset: str = 'sd15') -> 'VPDEngine':
+                      preset: Optional[str] = None) -> 'VPDEngine':
         """Load official VPD or EVP checkpoints, each recognised by its content.
 
-        ``sd15`` provides the CLIP text tower for VPD's referring file (EVP files hold theirs).
+        ``sd15`` provides the CLIP text tower for VPD's referring file (EVP files hold theirs);
+        ``preset`` the sizes, by default read from each file (``sd15`` for the released ones).
         """
         depth = (load_official_checkpoint(depth_checkpoint, 'depth', preset)[1]
                  if depth_checkpoint else None)
@@ -263,19 +273,26 @@ class VPDEngine:
                     config: Optional[EngineConfig] = None) -> 'VPDEngine':
         """Randomly initialised models of a preset (benchmarks and tests; outputs are noise).
 
-        Both models share one VAE, as the official checkpoints do. The weights are drawn on
-        the engine's device (on CUDA: seconds for sd15 instead of a minute on the host CPU and
-        a copy); the same seed gives the same weights on the same device.
+        ``preset`` is a model name (:func:`~vpd_ros.model.presets.split_model_name`): ``tiny``
+        and ``sd15`` build VPD, ``evp-tiny`` and ``evp-sd15`` EVP. VPD's two models share one
+        VAE, as its official checkpoints do; EVP's have their own (as its checkpoints). The
+        weights are drawn on the engine's device (on CUDA: seconds for sd15 instead of a minute
+        on the host CPU and a copy); the same seed gives the same weights on the same device.
         """
         check_tasks(tasks)
         config = config or EngineConfig()
-        p = get_preset(preset)
+        family, size = split_model_name(preset)
+        p = get_preset(size)
         torch.manual_seed(seed)
+        models = {}
         with torch.device(resolve_device(config.device)):
-            depth = VPDDepth(p['unet'], p['vae'], **p['depth']) if 'depth' in tasks else None
-            refer = (VPDRefer(p['unet'], p['vae'], text_config=p['text'], **p['refer'])
-                     if 'refer' in tasks else None)
-        if depth is not None and refer is not None:
+            for task, section in zip(('depth', 'refer'), FAMILIES[family]):
+                if task in tasks:
+                    model_cls, takes_text = PRESET_MODELS[section]
+                    text = {'text_config': p['text']} if takes_text else {}
+                    models[task] = model_cls(p['unet'], p['vae'], **text, **p[section])
+        depth, refer = models.get('depth'), models.get('refer')
+        if family == 'vpd' and depth is not None and refer is not None:
             refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict())
         return cls(depth, refer, config)
 
@@ -515,7 +532,8 @@ class VPDEngine:
         t = clock.resolve()
         for task in ('depth', 'refer'):
             if task in t:
-                t[f'{task}_head'] = t[task] - t.get(f'{task}_unet', 0.0)
+                t[f'{task}_head'] = t[task] - sum(t.get(f'{task}_{stage}', 0.0)
+                                                  for stage in TIMED_PARTS.values())
         t['total'] = (time.perf_counter() - start) * 1e3
         return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
                           truncated=truncated, timings=t)
