@@ -287,6 +287,11 @@ class VPDEngine:
         return tuple(t for t, m in (('depth', self.depth), ('refer', self.refer)) if m is not None)
 
     @property
+    def takes_caption(self) -> bool:
+        """Whether depth is conditioned on a caption (EVP), not on a scene class (VPD)."""
+        return isinstance(self.depth, EVPDepth)
+
+    @property
     def token_length(self) -> int:
         """Text tokens per query (0 without a referring model)."""
         return self.refer.token_length if self.refer is not None else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Dict
 
+from vpd_ros.ros.caption import engine_caption
 from vpd_ros.ros.conversions import ImageDecodeError, decode_image
 from vpd_ros.ros.diagnostics import LogLimiter
 from vpd_ros.ros.messages import frame_messages, groundings
@@ -74,7 +75,7 @@ class FramePipeline:
             info, rays = None, None
         standing = [] if job.replay else node.queries.standing()
         queries = list(dict.fromkeys(standing + [r.query for r in job.requests]))
-        engine.set_caption(settings['depth_caption'] or None)
+        engine.set_caption(engine_caption(settings['depth_caption']))  # between frames
         prediction = engine.predict(
             rgb, queries, depth='depth' in engine.tasks,
             mask_threshold=engine_value('mask_threshold', settings['mask_threshold']),

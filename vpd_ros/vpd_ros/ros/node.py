@@ -35,6 +35,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from vpd_ros.ros.camera import CameraRays
+from vpd_ros.ros.caption import CaptionInput
 from vpd_ros.ros.diagnostics import FrameStats, diagnostic_array
 from vpd_ros.ros.frame_pipeline import FramePipeline
 from vpd_ros.ros.messages import delete_all_marker
@@ -56,8 +57,9 @@ EXECUTOR_THREADS = 6
 OUTPUTS = {'depth': Image, 'depth/camera_info': CameraInfo, 'mask': Image,
            'grounding': Grounding, 'grounding/marker': Marker, 'points': PointCloud2,
            'depth/colorized': Image, 'mask/overlay': Image}
-#: Subscribed topics (relative names); ``image`` becomes ``<image>/compressed`` when compressed.
-INPUTS = ('image', 'camera_info', 'query')
+#: Subscribed topics (relative or private names); ``image`` becomes ``<image>/compressed``
+#: when compressed.
+INPUTS = ('image', 'camera_info', 'query', '~/caption')
 
 
 class VPDNode(LifecycleNode):
@@ -94,6 +96,7 @@ class VPDNode(LifecycleNode):
         self.queries = QueryServices(self, MutuallyExclusiveCallbackGroup(),
                                      ReentrantCallbackGroup())
         self._pipeline = FramePipeline(self)
+        self._caption = CaptionInput(self)
         self._qos_warned: set = set()
         self._outputs: Dict[str, Any] = {}
         self._input_subs: List[Any] = []
@@ -117,6 +120,8 @@ class VPDNode(LifecycleNode):
         worker = self.worker
         if worker is not None and 'max_rate' in updated:
             worker.max_rate = float(updated['max_rate'])
+        if 'depth_caption' in (p.name for p in params):
+            self._caption.note(updated['depth_caption'])
         if notes:  # rclpy drops the reason of a successful result: say it in the log
             self.get_logger().info('; '.join(notes))
         return SetParametersResult(successful=True, reason='; '.join(notes))
@@ -157,6 +162,7 @@ class VPDNode(LifecycleNode):
         self._outputs = {name: self.create_lifecycle_publisher(kind, name, config.output_qos)
                          for name, kind in OUTPUTS.items()}
         self.queries.create(config.default_queries)
+        self._caption.note(self.settings['depth_caption'])
         self.state_label = 'inactive'
         source = ('official checkpoints' if config.spec.official
                   else f'weights {config.spec.weights!r}')
@@ -201,6 +207,7 @@ class VPDNode(LifecycleNode):
                                      callback_group=self._frames_group,
                                      event_callbacks=self._qos_events(info_topic, settings)),
             self.queries.subscribe(),
+            self._caption.subscribe(),
         ]
         output_qos = self._config.output_qos if self._config is not None else None
         self.get_logger().info(
