@@ -192,8 +192,12 @@ def test_ground_returns_a_grounding_consistent_with_depth(session: Session) -> N
     session.use_median_threshold(frame(2), 'a lamp')  # a mask neither empty nor full
     session.send(frame(2), 46)  # the latest frame that use_latest grounds on
     session.wait_for(session.depth, 46)
+    reused = int(session.diagnostic_values()['ground_reused_total'])
     reply = client.call(Ground, service, Ground.Request(query='a lamp', use_latest=True))
     assert reply.success, reply.message
+    # The engine kept frame 46's latents and depth: only the text and referring pass ran.
+    assert client.spin_until(
+        lambda: int(session.diagnostic_values()['ground_reused_total']) > reused, 10)
     result = reply.result
     sec = result.header.stamp.sec
     depth = image_array(session.wait_for(session.depth, sec)[0])

@@ -76,10 +76,17 @@ class FramePipeline:
         standing = [] if job.replay else node.queries.standing()
         queries = list(dict.fromkeys(standing + [r.query for r in job.requests]))
         engine.set_caption(engine_caption(settings['depth_caption']))  # between frames
-        prediction = engine.predict(
-            rgb, queries, depth='depth' in engine.tasks,
-            mask_threshold=engine_value('mask_threshold', settings['mask_threshold']),
-            scene=engine_value('scene', settings['scene']))
+        threshold = engine_value('mask_threshold', settings['mask_threshold'])
+        frame_id = (job.frame.seq, job.frame.received)  # unique across worker restarts
+        # use_latest on a frame the engine still holds: only text and the referring pass run.
+        prediction = engine.ground_latest(queries, frame_id, threshold) if job.replay else None
+        if prediction is not None:
+            stats.count('ground_reused')
+        else:
+            prediction = engine.predict(rgb, queries, depth='depth' in engine.tasks,
+                                        mask_threshold=threshold,
+                                        scene=engine_value('scene', settings['scene']),
+                                        frame_id=frame_id)
         t.update({f'engine.{k}': v for k, v in prediction.timings.items()})
         mark = time.perf_counter()
         found = groundings(prediction, header, queries, rays)
