@@ -149,7 +149,8 @@ class VPDNode(LifecycleNode):
             start = time.perf_counter()
             from vpd_ros.engine import load_engine  # loads torch and diffusers
 
-            engine = load_engine(config.spec, config.engine)
+            # A shipped model's notice goes to the node's log, so /rosout carries it.
+            engine = load_engine(config.spec, config.engine, say=self.get_logger().warning)
             engine.warmup(queries=max(1, len(config.default_queries)), iterations=1)
             engine.release_thread_graphs()  # compiled now; the worker records its own graphs
         except Exception as error:  # noqa: BLE001 - any load failure must keep the node alive
