@@ -197,8 +197,8 @@ class VPDNode(LifecycleNode):
         self._qos_warned = set()
         compressed = settings['image_transport'] == 'compressed'
         topic = self.resolve_topic_name('image') + ('/compressed' if compressed else '')
-        image_sub = self.create_subscription(
-            CompressedImage if compressed else Image, topic, self._on_image, qos,
+        image_sub = self.create_subscription(  # submit counts received and dropped frames
+            CompressedImage if compressed else Image, topic, self.worker.submit, qos,
             callback_group=self._frames_group, event_callbacks=self._qos_events(topic, settings))
         self.camera.rectified = 'image_rect' in topic  # image_geometry: project with P
         info_topic = self.resolve_topic_name('camera_info')
@@ -291,13 +291,6 @@ class VPDNode(LifecycleNode):
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             return False
         return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
-
-    # --- frames -------------------------------------------------------------------------------
-
-    def _on_image(self, msg: Any) -> None:
-        worker = self.worker
-        if worker is not None:
-            worker.submit(msg)  # counts received and dropped frames in self.stats
 
     # --- diagnostics --------------------------------------------------------------------------
 
