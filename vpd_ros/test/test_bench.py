@@ -64,6 +64,9 @@ def test_report_has_stages_percentiles_memory_and_versions():
     assert report['settings']['input_size'] == [64, 64]
     assert '| latency p99 ms |' in report['markdown']
     assert 'optimized, 2 q' in report['markdown']
+    ground = report['ground']  # ~/ground on a new frame against use_latest
+    assert 0 < ground['use_latest_ms']['p50'] and 0 < ground['new_frame_ms']['p50']
+    assert '| use_latest (kept latents and depth) |' in report['markdown']
 
 
 def test_evp_report_times_imafr_and_bins_next_to_vpd_stages():

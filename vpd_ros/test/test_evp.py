@@ -266,6 +266,7 @@ def test_engine_runs_official_evp_files(tmp_path):
     engine = VPDEngine.from_official(paths['evp_depth'], paths['evp_refer'],
                                      config=EngineConfig(input_size=(64, 96)))  # tiny: by content
     assert isinstance(engine.depth, EVPDepth) and isinstance(engine.refer, EVPRefer)
+    assert engine.takes_caption
     assert not engine.shared_vae  # different latent divisors: each model encodes the frame
     first = engine.predict(frame, ['the red mug'])
     assert first.depth.shape == (48, 80) and first.masks.shape == (1, 48, 80)

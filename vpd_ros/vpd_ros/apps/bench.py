@@ -313,6 +313,36 @@ def bench_engines(engines: Dict[str, Any], frame: np.ndarray, num_queries: int,
     return results
 
 
+def bench_ground(engine: Any, frame: np.ndarray, iterations: int) -> Dict[str, Dict[str, float]]:
+    """Time ``~/ground`` with one query: on a new frame (a whole predict) and with use_latest.
+
+    use_latest is ``ground_latest`` on the frame just run: the kept latents and depth are
+    reused, only the text (cached) and the referring pass run. The first pair is untimed.
+    """
+    depth = engine.depth is not None
+    times: Dict[str, List[float]] = {'new_frame_ms': [], 'use_latest_ms': []}
+    for i in range(iterations + 1):
+        start = time.perf_counter()
+        engine.predict(frame, QUERY_TEXTS[:1], depth=depth, frame_id=('bench', i))
+        mark = time.perf_counter()
+        engine.ground_latest(QUERY_TEXTS[:1], ('bench', i))
+        if i:
+            times['new_frame_ms'].append((mark - start) * 1e3)
+            times['use_latest_ms'].append((time.perf_counter() - mark) * 1e3)
+    return {name: percentiles(values) for name, values in times.items()}
+
+
+def ground_markdown(name: str, ground: Dict[str, Dict[str, float]]) -> str:
+    """Return the ``~/ground`` table: a new frame against use_latest, p50 and p90."""
+    new, latest = ground['new_frame_ms'], ground['use_latest_ms']
+    return '\n'.join([
+        f'| ~/ground, 1 query ({name}) | p50 ms | p90 ms |', '|---|---|---|',
+        f'| on a new frame (whole frame) | {new["p50"]:.1f} | {new["p90"]:.1f} |',
+        f'| use_latest (kept latents and depth) | {latest["p50"]:.1f} | {latest["p90"]:.1f} |',
+        f'| saved by use_latest | {new["p50"] - latest["p50"]:.1f} '
+        f'({100 * (1 - latest["p50"] / new["p50"]):.0f} %) | |'])
+
+
 def deviation(pred: Any, reference: Any) -> Dict[str, float]:
     """How far a prediction is from a reference prediction of the same frame."""
     def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
@@ -377,6 +407,7 @@ def engine_report(args: argparse.Namespace,
                   ) -> Dict[str, Any]:
     """Run the engine benchmark the arguments describe; return a JSON-able report.
 
+    The report ends with ``~/ground`` on a new frame against use_latest (:func:`bench_ground`).
     ``on_partial`` gets the report of the query counts measured so far after each one (its
     ``partial`` is True until the last).
     """
@@ -414,8 +445,15 @@ def engine_report(args: argparse.Namespace,
                   'results': {n: {k: dataclasses.asdict(r) for k, r in by.items()}
                               for n, by in results.items()},
                   'markdown': results_markdown(results)}
-        if on_partial is not None:
+        if on_partial is not None and q != queries[-1]:
             on_partial(report)
+    name = next(iter(engines))
+    if first.refer is not None:
+        report['ground'] = bench_ground(first, frame, args.iterations)
+        report['markdown'] += '\n\n' + ground_markdown(name, report['ground'])
+        progress(f'~/ground: {args.iterations} new-frame / use_latest pairs done')
+    if on_partial is not None:
+        on_partial(report)
     return report
 
 

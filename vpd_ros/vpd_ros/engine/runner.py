@@ -75,6 +75,25 @@ class Prediction:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class LatestFrame:
+    """What ``ground_latest`` reuses of the frame last run by ``predict`` (one frame kept).
+
+    Args:
+        frame_id: the caller's id of that frame.
+        x: the model input (1, 3, h, w), kept for a referring encode the frame did not need.
+        refer_latents: the referring model's VAE latents, or ``None`` until one is needed.
+        depth: its depth at the input resolution, or ``None`` when depth was not run.
+        size: the input (H, W).
+    """
+
+    frame_id: object
+    x: torch.Tensor
+    refer_latents: Optional[torch.Tensor]
+    depth: Optional[np.ndarray]
+    size: Tuple[int, int]
+
+
 def resolve_device(device: str) -> torch.device:
     """Turn ``auto`` into CUDA when available; refuse CUDA when there is none."""
     if device == 'auto':
@@ -153,6 +172,7 @@ class VPDEngine:
             self._side_stream = torch.cuda.Stream(self.device)
         self._caption_states: Optional[torch.Tensor] = None
         self.caption = DEFAULT_CAPTION
+        self._latest: Optional[LatestFrame] = None
         if self.config.compile != 'none':
             self._compile()
 
@@ -304,6 +324,11 @@ class VPDEngine:
         return tuple(t for t, m in (('depth', self.depth), ('refer', self.refer)) if m is not None)
 
     @property
+    def takes_caption(self) -> bool:
+        """Whether depth is conditioned on a caption (EVP), not on a scene class (VPD)."""
+        return isinstance(self.depth, EVPDepth)
+
+    @property
     def token_length(self) -> int:
         """Text tokens per query (0 without a referring model)."""
         return self.refer.token_length if self.refer is not None else 0
@@ -434,7 +459,8 @@ class VPDEngine:
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, queries: Sequence[str] = (), depth: bool = True,
                 mask_threshold: float = FRAME_DEFAULTS['mask_threshold'],
-                scene: Optional[int] = FRAME_DEFAULTS['scene']) -> Prediction:
+                scene: Optional[int] = FRAME_DEFAULTS['scene'],
+                frame_id: object = None) -> Prediction:
         """Run one frame.
 
         Args:
@@ -445,6 +471,8 @@ class VPDEngine:
                 (0.5 = argmax).
             scene: depth scene-class id of the checkpoint, ``None`` for the mean of the class
                 embeddings.
+            frame_id: when given, keep this frame's model input, latents and depth under that
+                id for :meth:`ground_latest` (the previous frame's are dropped).
         """
         queries = list(queries)
         mask_threshold = check_option('mask_threshold', mask_threshold)
@@ -453,19 +481,58 @@ class VPDEngine:
             raise RuntimeError('depth requested but this engine has no depth model')
         if queries and self.refer is None:
             raise RuntimeError('queries given but this engine has no referring model')
+        with self._running() as clock:
+            return self._predict(rgb, queries, depth, mask_threshold, scene, clock, frame_id)
+
+    @torch.inference_mode()
+    def ground_latest(self, queries: Sequence[str], frame_id: object,
+                      mask_threshold: float = FRAME_DEFAULTS['mask_threshold']
+                      ) -> Optional[Prediction]:
+        """Run ``queries`` on the kept frame ``frame_id``, reusing its latents and depth.
+
+        Only the text and the referring pass run (and the referring VAE encode when that frame
+        had none). The result equals ``predict`` on that frame with these queries. Returns
+        ``None`` when the engine does not hold ``frame_id`` (the caller runs ``predict``).
+        """
+        queries = list(queries)
+        mask_threshold = check_option('mask_threshold', mask_threshold)
+        if not queries or self.refer is None:
+            raise RuntimeError('ground_latest needs queries and a referring model')
+        with self._running() as clock:
+            latest = self._latest
+            if latest is None or latest.frame_id != frame_id:
+                return None
+            start = time.perf_counter()
+            if latest.refer_latents is None:
+                with clock.stage('vae'):
+                    latest.refer_latents = self._keep(self._encode(self.refer, latest.x))
+            with clock.stage('text'):
+                text, truncated = self.text_features(queries)
+            with clock.stage('refer'):
+                batch = latest.refer_latents.expand(len(queries), -1, -1, -1)
+                logits = self.refer.forward_latents(batch, text, latest.x.shape[-2:])
+            return self._prediction(None, logits, latest.size, mask_threshold, truncated, clock,
+                                    start, depth=latest.depth)
+
+    @contextmanager
+    def _running(self) -> Iterator[StageClock]:
+        """Hold the engine for one call with a fresh stage clock; free memory after CUDA OOM."""
         with self._lock:
             if self.device.type == 'cuda':
                 torch.backends.cuda.matmul.allow_tf32 = self.config.tf32
                 torch.backends.cudnn.allow_tf32 = self.config.tf32
             self._clock = self._new_clock()
             try:
-                return self._predict(rgb, queries, depth, mask_threshold, scene,
-                                     self._clock)
+                yield self._clock
             except torch.OutOfMemoryError as error:
                 self._free_after_oom(error)
                 raise
             finally:
                 self._clock = None
+
+    def _keep(self, latents: torch.Tensor) -> torch.Tensor:
+        """Return latents that outlive the frame (CUDA-graph outputs are overwritten)."""
+        return latents.clone() if self.uses_cuda_graphs else latents
 
     def _free_after_oom(self, error: BaseException) -> None:
         """Drop the failed frame's tensors (held by its traceback) and return them to CUDA."""
@@ -485,7 +552,7 @@ class VPDEngine:
                 and not self.uses_cuda_graphs)
 
     def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool, mask_threshold: float,
-                 scene: Optional[int], clock: StageClock) -> Prediction:
+                 scene: Optional[int], clock: StageClock, frame_id: object) -> Prediction:
         start = time.perf_counter()
         h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
         if self.uses_cuda_graphs:
@@ -510,9 +577,11 @@ class VPDEngine:
                     depth_out = self._depth_tta(x, self._scene(scene))
                 else:
                     depth_out = self._depth_forward(latents, size, self._scene(scene))
-        if queries:
+        refer_latents = None  # the referring model's latents, when this frame has them
+        if not depth or (self.shared_vae and self.config.shared_encode):
             refer_latents = latents
-            if depth and not (self.shared_vae and self.config.shared_encode):
+        if queries:
+            if refer_latents is None:
                 with clock.stage('vae'):
                     refer_latents = self._encode(self.refer, x)
             with clock.stage('refer'):
@@ -522,8 +591,21 @@ class VPDEngine:
             main = torch.cuda.current_stream(self.device)
             main.wait_stream(self._side_stream)
             depth_out.record_stream(main)
+        prediction = self._prediction(depth_out, logits, (h, w), mask_threshold, truncated,
+                                      clock, start)
+        if frame_id is not None:
+            keep = None if refer_latents is None or self.refer is None else self._keep(
+                refer_latents)
+            self._latest = LatestFrame(frame_id, x, keep, prediction.depth, (h, w))
+        return prediction
+
+    def _prediction(self, depth_out: Optional[torch.Tensor], logits: Optional[torch.Tensor],
+                    size: Tuple[int, int], mask_threshold: float, truncated: List[bool],
+                    clock: StageClock, start: float,
+                    depth: Optional[np.ndarray] = None) -> Prediction:
+        """Resize to the input ``size``, threshold and score; ``depth`` is one already resized."""
         with clock.stage('postprocess'):
-            out_depth, probs = self._postprocess(depth_out, logits, (h, w))
+            out_depth, probs = self._postprocess(depth_out, logits, size)
             masks = probs > mask_threshold
             if self.score_calibration is not None:
                 scores = self.score_calibration.score(probs, masks)
@@ -535,8 +617,8 @@ class VPDEngine:
                 t[f'{task}_head'] = t[task] - sum(t.get(f'{task}_{stage}', 0.0)
                                                   for stage in TIMED_PARTS.values())
         t['total'] = (time.perf_counter() - start) * 1e3
-        return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
-                          truncated=truncated, timings=t)
+        return Prediction(depth=depth if out_depth is None else out_depth, masks=masks,
+                          probs=probs, scores=scores, truncated=truncated, timings=t)
 
     def _postprocess(self, depth: Optional[torch.Tensor], logits: Optional[torch.Tensor],
                      size: Tuple[int, int]) -> Tuple[Optional[np.ndarray], np.ndarray]:
@@ -595,6 +677,7 @@ class VPDEngine:
         """
         with self._lock:
             self.depth = self.refer = None
+            self._latest = None
             self._text_cache.clear()
             self._scene_cache = None
             if self.config.compile != 'none':
