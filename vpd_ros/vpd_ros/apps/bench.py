@@ -415,13 +415,13 @@ def engine_report(args: argparse.Namespace,
 
     tasks = {'both': ('depth', 'refer'), 'depth': ('depth',), 'refer': ('refer',)}[args.tasks]
     weights = args.weights or default_weights()
-    machine = machine_info()
     optimized = optimized_config(args.device, args.dtype, args.input_size, args.compile,
                                  args.threads)
     configs = bench_configs(optimized, args.compare_baseline, args.variants)
     if args.backend != ['torch']:
         configs = backend_configs(optimized, args.backend, args.precision, args.cache_dir)
     engines = build_engines(weights, tasks, configs)
+    machine = machine_info()  # after the engines: they set torch's thread count (--threads)
     first = next(iter(engines.values()))
     if first.device.type == 'cuda':
         prime_cuda(first.device)
