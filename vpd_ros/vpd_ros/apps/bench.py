@@ -197,7 +197,7 @@ def build_engines(weights: str, tasks: Sequence[str],
     engines = {}
     for name, config in configs.items():
         engines[name], seconds = timed_load(weights, tasks, config)
-        progress(f'built {name} on {engines[name].device} ({model_mb(engines[name]):.0f} MB '
+        progress(f'built {name} on {engines[name].device} ({_fmt(model_mb(engines[name]), 0)} MB '
                  f'{str(engines[name].dtype).replace("torch.", "")}) in {seconds:.1f} s')
     return engines
 
