@@ -12,13 +12,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+from official_layout import export_official
 
 from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
 from vpd_ros.engine.deploy.backends import BackendUnavailable, Runner
 from vpd_ros.engine.deploy.engine import BackendConfig, GraphEngine
 from vpd_ros.engine.deploy.graphs import QUERIES, depth_specs, export_graph, refer_specs, vae_spec
 from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
-from vpd_ros.model import VPDDepth
+from vpd_ros.model import VPDDepth, get_preset
+from vpd_ros.model.convert import DEPTH_PREFIXES
 
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
 SIZE = (256, 256)
@@ -164,6 +166,11 @@ def rebuilds(caplog):
     return sum(r.msg.startswith('no cached graphs') for r in caplog.records)
 
 
+def refuse_model(*_args, **_kwargs):
+    """Stands in for a model constructor where a start from the cache must build none."""
+    raise AssertionError('a start from the cache built a torch model')
+
+
 def test_start_from_cache_builds_no_model_and_rebuilds_when_files_or_size_change(
         tmp_path, caplog, monkeypatch):
     """load_engine keys the cache on the weight files' hashes: a second start opens the graphs
@@ -179,10 +186,8 @@ def test_start_from_cache_builds_no_model_and_rebuilds_when_files_or_size_change
     first = load_engine(spec, config).predict(rgb)
     assert (rebuilds(caplog), exports(caplog)) == (1, ['depth_head', 'depth_unet', 'vae'])
 
-    def refuse(*_args, **_kwargs):
-        raise AssertionError('a start from the cache built a torch model')
     with monkeypatch.context() as patch:
-        patch.setattr(VPDDepth, '__init__', refuse)
+        patch.setattr(VPDDepth, '__init__', refuse_model)
         cached = load_engine(spec, config)
         np.testing.assert_array_equal(cached.predict(rgb).depth, first.depth)
         # tiny has one scene class: scene 0 is the default (their mean); 1 is refused
@@ -201,6 +206,35 @@ def test_start_from_cache_builds_no_model_and_rebuilds_when_files_or_size_change
     config.input_size = (64, 128)
     load_engine(spec, config)
     assert (rebuilds(caplog), exports(caplog)) == (1, ['depth_head', 'depth_unet', 'vae'])
+
+
+def test_official_checkpoint_is_keyed_by_its_file(tmp_path, caplog, monkeypatch):
+    """An official-layout checkpoint starts from the cache without building a model; the same
+    file rewritten with other weights builds and exports again."""
+    pytest.importorskip('onnxruntime')
+    caplog.set_level(logging.INFO, logger='vpd_ros.engine.deploy')
+    p = get_preset('tiny')
+    torch.manual_seed(5)
+    model = VPDDepth(p['unet'], p['vae'], **p['depth']).eval()
+    path = str(tmp_path / 'depth.pth')
+    torch.save({'model': export_official('depth', model, DEPTH_PREFIXES)}, path)
+    config = BackendConfig(device='cpu', input_size=(64, 64), cache_dir=str(tmp_path / 'c'))
+    rgb = render_scene(HELDOUT_SEEDS_START + 2, width=80, height=64).rgb
+
+    def start():
+        return GraphEngine.from_official(path, None, config=config, preset='tiny')
+    first = start().predict(rgb)
+    assert rebuilds(caplog) == 1
+    caplog.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(VPDDepth, '__init__', refuse_model)
+        np.testing.assert_array_equal(start().predict(rgb).depth, first.depth)
+    assert rebuilds(caplog) == 0
+    with torch.no_grad():
+        model.last_layer_depth[-1].bias += 0.5
+    torch.save({'model': export_official('depth', model, DEPTH_PREFIXES)}, path)
+    assert not np.allclose(start().predict(rgb).depth, first.depth)
+    assert rebuilds(caplog) == 1
 
 
 def test_missing_backend_names_the_extra(monkeypatch, tmp_path):
