@@ -156,11 +156,14 @@ def file_hashes(paths: Sequence[str], root: str) -> List[str]:
             changed = True
         out.append(known[-1])
     if changed:
-        os.makedirs(root, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.file-hashes-', dir=root)
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(memo, f, indent=0, sort_keys=True)
-        os.replace(tmp, memo_path)
+        try:
+            os.makedirs(root, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix='.file-hashes-', dir=root)
+            with os.fdopen(fd, 'w', encoding='utf-8') as f:
+                json.dump(memo, f, indent=0, sort_keys=True)
+            os.replace(tmp, memo_path)
+        except OSError as err:  # a read-only cache still serves; the files are hashed again
+            LOG.warning('cannot memoise weight-file hashes in %s: %s', root, err)
     return out
 
 
