@@ -11,6 +11,9 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 VENV_PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist, one test file per worker at a time): node tests mostly wait on
+# processes and DDS while the other worker computes. PYTEST_WORKERS=0 runs in this process.
+PYTEST_WORKERS ?= 2
 DEMO_ARGS ?=
 
 # Network rule, belt and braces (the test conftest sets its own per-session values too):
@@ -29,7 +32,8 @@ setup:
 
 test: setup
 	mkdir -p build
-	$(VENV_PYTHON) -m pytest --junitxml=build/test-results.xml $(PYTEST_ARGS)
+	$(VENV_PYTHON) -m pytest --junitxml=build/test-results.xml -n $(PYTEST_WORKERS) \
+		--dist loadfile $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/vpd-ros demo $(DEMO_ARGS)

@@ -26,7 +26,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line('markers', 'ros: starts ROS 2 / DDS (in-process or child processes)')
     global _SESSION_LOG_DIR
     _SESSION_LOG_DIR = Path(tempfile.mkdtemp(prefix='vpd_ros_test_'))
+    worker_input = getattr(config, 'workerinput', None)  # set in pytest-xdist workers only
+    if worker_input is not None:
+        harness.set_session_domain_id(worker_input['vpd_ros_domain_id'])
     harness.apply_session_env(_SESSION_LOG_DIR)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    """Give each pytest-xdist worker its own ROS domain, next to the controller's draw."""
+    low, high = harness.DOMAIN_ID_RANGE
+    index = int(node.gateway.id.lstrip('gw'))  # type: ignore[attr-defined]
+    offset = (harness.session_domain_id() - low + 1 + index) % (high - low + 1)
+    node.workerinput['vpd_ros_domain_id'] = low + offset  # type: ignore[attr-defined]
 
 
 def pytest_report_header(config: pytest.Config) -> str:

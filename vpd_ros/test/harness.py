@@ -17,8 +17,8 @@ import random
 import re
 
 from vpd_ros.apps.rosenv import (  # noqa: F401  (re-exported for the tests)
-    DOMAIN_ID_RANGE, SESSION_DOMAIN_ID, RosProcess, apply_session_env, python_command, ros_env,
-    ros_settings)
+    DOMAIN_ID_RANGE, RosProcess, apply_session_env, python_command, ros_env, ros_settings,
+    session_domain_id, set_session_domain_id)
 
 
 def unique_name(prefix: str) -> str:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Dict, List, Tuple
 
@@ -76,3 +77,13 @@ def export_official(kind: str, model: torch.nn.Module, prefixes) -> Dict[str, to
             tensor = tensor[:, :, None, None]  # ldm VAE attention projections are 1x1 convs
         out[official] = tensor
     return out
+
+
+def refer_extras() -> Dict[str, object]:
+    """What the official EVP referring training saves next to the weights (train.py)."""
+    weight = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.AdamW([weight], lr=8e-5)
+    weight.sum().backward()
+    opt.step()  # the saved optimizer state holds moments and a step count
+    return {'optimizer': opt.state_dict(), 'epoch': 19, 'lr_scheduler': {'t_initial': 20},
+            'args': argparse.Namespace(token_length=40, dataset='refcoco', lr=8e-5)}

@@ -20,6 +20,8 @@ from vpd_ros.engine import EngineConfig
 from vpd_ros.model.attention import AttentionMapProcessor
 
 SIZE = (64, 64)
+#: The stages only EVP models have: IMAFR feature refinement, the metric-bins head.
+EVP_STAGES = ('depth_imafr', 'depth_bins', 'refer_imafr')
 
 
 @pytest.fixture(scope='module')
@@ -48,7 +50,7 @@ def test_report_has_stages_percentiles_memory_and_versions():
     assert 'cudnn_benchmark' in report['settings']
     for q in (1, 2):
         result = report['results'][q]['optimized']
-        assert set(result['stages_ms']) == set(bench.STAGES)
+        assert set(result['stages_ms']) == set(bench.STAGES) - set(EVP_STAGES)
         assert result['stages_ms']['depth'] >= result['stages_ms']['depth_unet'] > 0
         assert result['stages_ms']['refer_head'] == pytest.approx(
             result['stages_ms']['refer'] - result['stages_ms']['refer_unet'], abs=1e-6)
@@ -62,6 +64,33 @@ def test_report_has_stages_percentiles_memory_and_versions():
     assert report['settings']['input_size'] == [64, 64]
     assert '| latency p99 ms |' in report['markdown']
     assert 'optimized, 2 q' in report['markdown']
+    ground = report['ground']  # ~/ground on a new frame against use_latest
+    assert 0 < ground['use_latest_ms']['p50'] and 0 < ground['new_frame_ms']['p50']
+    assert '| use_latest (kept latents and depth) |' in report['markdown']
+
+
+def test_evp_report_times_imafr_and_bins_next_to_vpd_stages():
+    """Random EVP weights (random:evp-tiny): IMAFR and the bins head get their own rows.
+
+    Each task's head time is what its total leaves after the UNet, IMAFR and bins.
+    """
+    parser = argparse.ArgumentParser()
+    bench.add_bench_arguments(parser)
+    args = parser.parse_args(['--weights', 'random:evp-tiny', '--device', 'cpu',
+                              '--input-size', '64x64', '--frame-size', '48x80',
+                              '--iterations', '1', '--warmup', '1'])
+    report = bench.engine_report(args)
+    stages = report['results'][1]['optimized']['stages_ms']
+    assert set(stages) == set(bench.STAGES)
+    assert all(stages[s] > 0 for s in EVP_STAGES + ('depth_unet', 'refer_unet'))
+    assert stages['depth_head'] == pytest.approx(
+        stages['depth'] - stages['depth_unet'] - stages['depth_imafr'] - stages['depth_bins'],
+        abs=1e-6)
+    assert stages['refer_head'] == pytest.approx(
+        stages['refer'] - stages['refer_unet'] - stages['refer_imafr'], abs=1e-6)
+    markdown = report['markdown']
+    assert '| depth_bins ms (median) |' in markdown and '| refer_imafr ms (median) |' in markdown
+    assert report['settings']['weights'] == 'random:evp-tiny'
 
 
 def test_backend_report_has_deviation_and_start_from_cache(tmp_path):

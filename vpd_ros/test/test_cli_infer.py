@@ -154,3 +154,16 @@ def test_engine_options_are_checked_by_the_engine_rules(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(['infer', 'x', *bad])
         assert named in capsys.readouterr().err
+
+
+def test_cut_queries_are_reported_once_and_no_query_is_fine(capsys):
+    """Depth only (no -q) reports nothing; a query over the token length is reported once."""
+    from vpd_ros.apps.cli_infer import report_cut_queries
+    from vpd_ros.engine import EngineConfig, EngineSpec, load_engine
+
+    engine = load_engine(EngineSpec(weights='random:tiny', tasks=('refer',)),
+                         EngineConfig(device='cpu'))
+    report_cut_queries(engine, [])
+    report_cut_queries(engine, ['the mug', LONG_QUERY])
+    cut = [line for line in capsys.readouterr().err.splitlines() if 'text tokens' in line]
+    assert len(cut) == 1 and 'the red ball' in cut[0], cut

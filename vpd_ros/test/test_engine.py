@@ -73,6 +73,45 @@ def test_different_vae_weights_are_not_shared():
     assert not np.allclose(changed.probs, base.probs, atol=1e-6)
 
 
+def assert_same_prediction(got, expected):
+    """Equal outputs: the same kernels on the same tensors and shapes (fp32 CPU is repeatable)."""
+    np.testing.assert_array_equal(got.depth, expected.depth)
+    np.testing.assert_array_equal(got.probs, expected.probs)
+    np.testing.assert_array_equal(got.masks, expected.masks)
+    assert got.scores == expected.scores and got.truncated == expected.truncated
+
+
+def test_ground_latest_reuses_the_kept_frame_and_equals_a_full_predict(engine):
+    """use_latest: text and the referring pass on the kept frame's latents; depth is reused."""
+    engine.predict(RGB, ['the red ball'], frame_id=7)  # a frame with a standing query, kept
+    engine.predict(RGB[::-1].copy(), ['a lamp'])  # no frame_id: frame 7 stays kept
+    got = engine.ground_latest(['a green chair', 'a lamp'], 7, mask_threshold=0.4)
+    assert_same_prediction(got, engine.predict(RGB, ['a green chair', 'a lamp'],
+                                               mask_threshold=0.4))
+    assert {'text', 'refer', 'postprocess'} <= set(got.timings)
+    assert not {'vae', 'depth', 'preprocess'} & set(got.timings)  # no encode, no depth pass
+    assert engine.ground_latest(['a lamp'], 8) is None  # not the kept frame: run predict
+    engine.predict(RGB, depth=True, frame_id='depth only')  # latents kept without a query
+    got = engine.ground_latest(['a lamp'], 'depth only')
+    assert 'vae' not in got.timings
+    assert_same_prediction(got, engine.predict(RGB, ['a lamp']))
+
+
+def test_ground_latest_encodes_for_a_referring_vae_of_its_own():
+    """With separate VAEs a depth-only frame has no referring latents: encoded once, then kept."""
+    eng = VPDEngine.from_preset('tiny', seed=1, config=EngineConfig(input_size=(64, 64)))
+    eng.refer.backbone.vae = copy.deepcopy(eng.depth.backbone.vae)
+    with torch.no_grad():
+        eng.refer.backbone.vae.encoder.conv_in.bias.add_(0.5)
+    eng = VPDEngine(eng.depth, eng.refer, EngineConfig(input_size=(64, 64)))
+    assert not eng.shared_vae and not eng.takes_caption
+    eng.predict(RGB, frame_id=1)
+    first = eng.ground_latest(['a cube'], 1)
+    assert 'vae' in first.timings
+    assert_same_prediction(first, eng.predict(RGB, ['a cube']))
+    assert 'vae' not in eng.ground_latest(['a cube'], 1).timings
+
+
 def test_queries_run_as_one_batch_with_the_same_result(engine):
     """Two queries in one call give the masks each gives alone; different queries differ."""
     both = engine.predict(RGB, ['the red ball', 'the blue cube on the left'], depth=False)

@@ -2,15 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """EVP models: official-layout loading, token ids and the head formulas the specification states."""
 
-import argparse
+import json
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from official_layout import export_official, official_keys, random_official_state
+from official_layout import export_official, refer_extras
 from vpd_ros.model import (CheckpointMismatchError, EVPDepth, EVPRefer, VPDDepth, VPDRefer,
                            get_preset)
 from vpd_ros.model.bins import InverseAttractor, LogBinomial, log_binomial_coefficient
@@ -20,7 +21,10 @@ from vpd_ros.model.convert import (DEPTH_PREFIXES, EVP_DEPTH_PREFIXES, EVP_REFER
 from vpd_ros.model.imafr import AttentionDownsamplingModule, group_count
 from vpd_ros.model.official import classify_checkpoint, load_official_checkpoint
 from vpd_ros.engine.tta import shift_window_flip
-from test_official_checkpoints import fingerprints
+from test_cli_infer import vpd_ros as run_cli
+from vpd_ros.apps.captions import CaptionTable
+from vpd_ros.model.official import preset_of_state
+from vpd_ros.model.presets import split_model_name
 
 CLASSES = {'evp_depth': EVPDepth, 'evp_refer': EVPRefer}
 PREFIXES = {'evp_depth': EVP_DEPTH_PREFIXES, 'evp_refer': EVP_REFER_PREFIXES}
@@ -31,55 +35,6 @@ def tiny(kind, **overrides):
     p = get_preset('tiny')
     torch.manual_seed(3)
     return CLASSES[kind](p['unet'], p['vae'], p['text'], **dict(p[kind], **overrides)).eval()
-
-
-def refer_extras():
-    """What the official referring training saves next to the weights (train.py)."""
-    weight = torch.nn.Parameter(torch.zeros(3))
-    opt = torch.optim.AdamW([weight], lr=8e-5)
-    weight.sum().backward()
-    opt.step()  # the saved optimizer state holds moments and a step count
-    return {'optimizer': opt.state_dict(), 'epoch': 19, 'lr_scheduler': {'t_initial': 20},
-            'args': argparse.Namespace(token_length=40, dataset='refcoco', lr=8e-5)}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)  # 4.3 GB written, read and summed: minutes on busy cores
-@pytest.mark.parametrize('kind', ['evp_depth', 'evp_refer'])
-def test_full_size_official_layout_loads_strictly(tmp_path, kind):
-    """Every tensor of an official-layout EVP file lands in the model exactly once."""
-    state = random_official_state(kind, seed=2)
-    path = str(tmp_path / f'{kind}.pth')
-    extra = refer_extras() if kind == 'evp_refer' else {}
-    torch.save({'model': state, **extra}, path)
-    model = CLASSES[kind].from_official_checkpoint(path)
-    ours = model.state_dict()
-    assert not any(t.is_meta for t in ours.values())
-    assert len(ours) == len(official_keys(kind)) == len(state)
-    assert fingerprints(ours) == fingerprints(state)
-    prefix = 'encoder.' if kind == 'evp_depth' else ''
-    clip = 'encoder.clip_model.transformer.' if kind == 'evp_depth' else 'clip_model.'
-    same = {
-        prefix + 'aggregation.layer3.conv1.0.weight': 'aggregation.layer3.conv1.0.weight',
-        prefix + 'aggregation.layer6.group_norm.bias': 'aggregation.layer6.group_norm.bias',
-        clip + 'text_model.encoder.layers.11.mlp.fc2.weight':
-            'text_encoder.encoder.layers.11.mlp.fc2.weight',
-        prefix + 'unet.unet.diffusion_model.output_blocks.4.1.proj_in.weight':
-            'backbone.unet.up_blocks.1.attentions.1.proj_in.weight',
-    }
-    if kind == 'evp_depth':
-        same.update({'decoder.last_layer_depth.2.weight': 'last_layer_depth.2.weight',
-                     'attractors.0._net.2.weight': 'bins.attractors.0._net.2.weight',
-                     'encoder.layer2.0.weight': 'neck.layer2.0.weight'})
-        assert model.backbone.vae.post_quant_conv is None
-        assert model.backbone.latent_divisor == pytest.approx(5.07543)
-    else:
-        same['classifier.conv1_4.weight'] = 'classifier.conv1_4.weight'
-        assert model.backbone.latent_divisor == pytest.approx(4.7164)
-    for official, mine in same.items():
-        assert torch.equal(state[official], ours[mine]), official
-    assert model.token_length == 40
-    assert tuple(ours['aggregation.layer3.conv1.0.weight'].shape) == (680, 840, 1, 1)
 
 
 @pytest.mark.parametrize('kind', ['evp_depth', 'evp_refer'])
@@ -308,9 +263,10 @@ def test_engine_runs_official_evp_files(tmp_path):
         paths[kind] = str(tmp_path / f'{kind}.pth')
         torch.save({'model': export_official(kind, tiny(kind), PREFIXES[kind])}, paths[kind])
     frame = (torch.rand(48, 80, 3) * 255).to(torch.uint8).numpy()
-    engine = VPDEngine.from_official(paths['evp_depth'], paths['evp_refer'], preset='tiny',
-                                     config=EngineConfig(input_size=(64, 96)))
+    engine = VPDEngine.from_official(paths['evp_depth'], paths['evp_refer'],
+                                     config=EngineConfig(input_size=(64, 96)))  # tiny: by content
     assert isinstance(engine.depth, EVPDepth) and isinstance(engine.refer, EVPRefer)
+    assert engine.takes_caption
     assert not engine.shared_vae  # different latent divisors: each model encodes the frame
     first = engine.predict(frame, ['the red mug'])
     assert first.depth.shape == (48, 80) and first.masks.shape == (1, 48, 80)
@@ -318,6 +274,134 @@ def test_engine_runs_official_evp_files(tmp_path):
     assert not np.array_equal(engine.predict(frame).depth, first.depth)
     with pytest.raises(ValueError, match='non-empty'):
         engine.set_caption(' ')
-    tta = VPDEngine.from_official(paths['evp_depth'], None, preset='tiny',
+    tta = VPDEngine.from_official(paths['evp_depth'], None,
                                   config=EngineConfig(input_size=(64, 96), tta=True))
     assert np.isfinite(tta.predict(frame).depth).all()
+
+
+def test_sizes_are_read_from_the_file(tmp_path):
+    """The UNet width in the file picks the preset (32: tiny); an unknown width is named."""
+    state = export_official('evp_refer', tiny('evp_refer'), EVP_REFER_PREFIXES)
+    assert preset_of_state(state, 'f') == 'tiny'
+    key = 'unet.unet.diffusion_model.input_blocks.0.0.weight'
+    state[key] = torch.zeros(48, 4, 3, 3)
+    with pytest.raises(CheckpointMismatchError, match='f: UNet width 48 matches no preset'):
+        preset_of_state(state, 'f')
+    assert preset_of_state({key: torch.zeros(320, 4, 3, 3)}, 'f') == 'sd15'
+
+
+def test_random_evp_weights_by_name():
+    """random:evp-<size> builds EVP models of a preset (bench and tests); unknown names listed."""
+    from vpd_ros.engine import EngineConfig, EngineSpec, load_engine
+    engine = load_engine(EngineSpec(weights='random:evp-tiny'),
+                         EngineConfig(input_size=(64, 64)))
+    assert isinstance(engine.depth, EVPDepth) and isinstance(engine.refer, EVPRefer)
+    assert engine.depth.token_length == get_preset('tiny')['evp_depth']['token_length']
+    assert not engine.shared_vae  # EVP's two VAEs are separate, as in its checkpoints
+    pred = engine.predict(np.zeros((48, 80, 3), np.uint8), ['the mug'])
+    assert pred.depth.shape == (48, 80) and pred.masks.shape == (1, 48, 80)
+    assert {'depth_imafr', 'depth_bins', 'refer_imafr'} <= set(pred.timings)
+    assert split_model_name('sd15') == ('vpd', 'sd15')
+    assert split_model_name('evp-sd15') == ('evp', 'sd15')
+    with pytest.raises(ValueError, match='evp-huge.*sd15, tiny, evp-sd15, evp-tiny'):
+        load_engine(EngineSpec(weights='random:evp-huge'))
+
+
+def test_caption_table_names_images_by_whole_path_components(tmp_path):
+    """Keys name images by path suffix (whole components, extension optional), never by text."""
+    table = CaptionTable({'nyu_depth_v2/official_splits/test/bathroom/rgb_00045.jpg': 'a bath',
+                          'official_splits/test/kitchen/rgb_00045.jpg': 'a kitchen',
+                          'scene_0000002.png': 'a room', 'rgb_0004.jpg': 'short'}, 'c.json')
+    root = '/data/nyu_depth_v2/official_splits/test'
+    assert table.caption(f'{root}/bathroom/rgb_00045.jpg') == 'a bath'
+    assert table.caption(f'{root}/kitchen/rgb_00045.jpg') == 'a kitchen'
+    assert table.caption('scene_0000002') == 'a room'  # a user-folder sample's name
+    assert table.caption('test/bathroom/rgb_00045.jpg') == 'a bath'  # relative list entry
+    with pytest.raises(ValueError, match='no entry for image /x/office/rgb_00045.jpg'):
+        table.caption('/x/office/rgb_00045.jpg')
+    with pytest.raises(ValueError, match='2 different captions for image rgb_00045.jpg'):
+        table.caption('rgb_00045.jpg')
+    # EVP's captions file: {path: {'caption': [str], 'class_embeddings': tensor}}, 'aggregated'.
+    path = str(tmp_path / 'nyu_class_embeddings_my_captions.pth')
+    torch.save({'aggregated': torch.zeros(1, 8, 64),
+                'nyu_depth_v2/official_splits/test/bathroom/rgb_00045.jpg':
+                    {'caption': ['a white bathroom', 'unused'],
+                     'class_embeddings': torch.zeros(768)}}, path)
+    assert CaptionTable.load(path).caption(f'{root}/bathroom/rgb_00045.jpg') == \
+        'a white bathroom'
+
+
+# --- the command line with EVP files (tiny sizes, official layout) --------------------------
+
+
+@pytest.fixture(scope='module')
+def evp_files(tmp_path_factory):
+    """Tiny EVP files in the official layout (refer with its training extras), and 2 rooms."""
+    from vpd_ros.data import render_scene
+    from vpd_ros.data.readers import write_user_depth_dataset, write_user_refer_dataset
+    root = tmp_path_factory.mktemp('evp_cli')
+    files = {'depth': str(root / 'best_model_nyu.ckpt'),
+             'refer': str(root / 'best_model_refcoco.pth')}
+    torch.save({'model': export_official('evp_depth', tiny('evp_depth'), EVP_DEPTH_PREFIXES)},
+               files['depth'])
+    torch.save({'model': export_official('evp_refer', tiny('evp_refer'), EVP_REFER_PREFIXES),
+                **refer_extras()}, files['refer'])
+    scenes = [render_scene(seed) for seed in (1000000, 1000001)]
+    stems = write_user_depth_dataset(scenes, root / 'data')
+    files['json'] = str(write_user_refer_dataset(scenes, root / 'data'))
+    files['data'] = str(root / 'data')
+    files['captions'] = str(root / 'captions.json')
+    with open(files['captions'], 'w', encoding='utf-8') as f:
+        json.dump({f'rgb/{stems[0]}.png': 'a small room with a table',
+                   f'rgb/{stems[1]}.png': 'a bedroom with a lamp'}, f)
+    files['root'] = str(root)
+    return files
+
+
+def test_cli_infer_runs_evp_files(evp_files, tmp_path):
+    """vpd-ros infer with EVP's two files (told apart by content) writes depth and masks."""
+    image = os.path.join(evp_files['data'], 'rgb', 'scene_1000000.png')
+    done = run_cli('infer', image, '-o', str(tmp_path / 'out'), '-q', 'the red ball',
+                   '--depth-checkpoint', evp_files['depth'], '--refer-checkpoint',
+                   evp_files['refer'], '--caption', 'a small room', '--device', 'cpu',
+                   '--input-size', '64x96')
+    assert done.returncode == 0, done.stderr
+    assert 'processed 1 of 1 images' in done.stdout
+    depth = np.load(tmp_path / 'out' / 'scene_1000000_depth.npy')
+    assert depth.shape == (240, 320) and np.isfinite(depth).all()
+    assert (tmp_path / 'out' / 'scene_1000000_mask-the-red-ball.png').is_file()
+
+
+def test_cli_eval_runs_evp_files_with_captions_and_tta(evp_files, tmp_path):
+    """vpd-ros eval: per-image captions and EVP's TTA; the same numbers as the loop in Python.
+
+    Every image must have its caption; a file that is no captions file is a usage error.
+    """
+    from vpd_ros.apps.evaluate import evaluate_depth
+    from vpd_ros.data import UserDepthFolder
+    from vpd_ros.engine import EngineConfig, VPDEngine
+    out = str(tmp_path / 'metrics.json')
+    done = run_cli('eval', '--data', 'user', '--folder', evp_files['data'], '--json',
+                   evp_files['json'], '--depth-checkpoint', evp_files['depth'],
+                   '--refer-checkpoint', evp_files['refer'], '--captions',
+                   evp_files['captions'], '--tta', '--device', 'cpu', '--input-size', '64x96',
+                   '--json-out', out)
+    assert done.returncode == 0, done.stderr
+    assert 'depth: d1 ' in done.stdout and 'refer: oIoU ' in done.stdout
+    with open(out, encoding='utf-8') as f:
+        metrics = json.load(f)
+    assert metrics['depth']['count'] == 2 and metrics['refer']['count'] > 2
+    engine = VPDEngine.from_official(evp_files['depth'], None,
+                                     config=EngineConfig(input_size=(64, 96), tta=True))
+    data = UserDepthFolder(evp_files['data'])
+    captioned = evaluate_depth(engine, data, captions=CaptionTable.load(evp_files['captions']))
+    assert captioned == pytest.approx(metrics['depth'], rel=1e-5)
+    partial = CaptionTable({'scene_1000000': 'a room'}, 'partial.json')
+    with pytest.raises(ValueError, match='partial.json: no entry for image scene_1000001'):
+        evaluate_depth(engine, data, captions=partial)
+    assert engine.caption == 'a room'  # each image is conditioned on its own caption
+    bad = run_cli('eval', '--data', 'user', '--folder', evp_files['data'], '--tasks', 'depth',
+                  '--depth-checkpoint', evp_files['depth'], '--captions', out, '--device',
+                  'cpu', '--input-size', '64x96')
+    assert bad.returncode == 2 and 'holds no caption' in bad.stderr, bad.stderr
+    assert 'Traceback' not in bad.stderr

@@ -50,9 +50,9 @@ def test_ros_env_keeps_children_on_loopback(tmp_path: Path) -> None:
     }
     env = harness.ros_env(tmp_path, base=base)
     assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
-    assert env['ROS_DOMAIN_ID'] == str(harness.SESSION_DOMAIN_ID)
+    assert env['ROS_DOMAIN_ID'] == str(harness.session_domain_id())
     low, high = harness.DOMAIN_ID_RANGE
-    assert low <= harness.SESSION_DOMAIN_ID <= high
+    assert low <= harness.session_domain_id() <= high
     assert env['RMW_IMPLEMENTATION'] == 'rmw_fastrtps_cpp'
     assert env['PYTHONUNBUFFERED'] == '1'
     assert Path(env['ROS_LOG_DIR']).is_dir()
@@ -68,7 +68,7 @@ def test_ros_env_keeps_children_on_loopback(tmp_path: Path) -> None:
 def test_session_env_applied_to_this_process() -> None:
     """The conftest put the same settings into os.environ for in-process rclpy."""
     assert os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
-    assert os.environ['ROS_DOMAIN_ID'] == str(harness.SESSION_DOMAIN_ID)
+    assert os.environ['ROS_DOMAIN_ID'] == str(harness.session_domain_id())
     assert os.environ['RMW_IMPLEMENTATION'] == 'rmw_fastrtps_cpp'
     assert Path(os.environ['ROS_LOG_DIR']).is_dir()
 
@@ -102,7 +102,7 @@ def test_vga_rgb8_images_cross_processes_intact(ros_env: dict[str, str], tmp_pat
     for child in (subscriber, publisher):
         env = _env_lines(child.output())
         assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
-        assert env['ROS_DOMAIN_ID'] == str(harness.SESSION_DOMAIN_ID)
+        assert env['ROS_DOMAIN_ID'] == str(harness.session_domain_id())
         assert env['RMW_IMPLEMENTATION'] == 'rmw_fastrtps_cpp'
         assert Path(env['ROS_LOG_DIR']).is_relative_to(tmp_path)
 
@@ -144,3 +144,20 @@ def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert _gone(child_pid)
     assert _gone(grandchild_pid)
+
+
+def test_session_domain_can_be_set_within_the_private_range(tmp_path: Path) -> None:
+    """Parallel test workers each take their own domain; one outside the range is refused."""
+    drawn = harness.session_domain_id()
+    low, high = harness.DOMAIN_ID_RANGE
+    other = low + (drawn - low + 1) % (high - low + 1)
+    try:
+        harness.set_session_domain_id(other)
+        assert harness.ros_env(tmp_path)['ROS_DOMAIN_ID'] == str(other)
+        for wrong in (0, low - 1, high + 1):
+            with pytest.raises(ValueError, match='domain_id must be in'):
+                harness.set_session_domain_id(wrong)
+        assert harness.session_domain_id() == other
+    finally:
+        harness.set_session_domain_id(drawn)
+    assert harness.ros_env(tmp_path)['ROS_DOMAIN_ID'] == str(drawn)

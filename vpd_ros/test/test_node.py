@@ -18,6 +18,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from helpers.camera import camera_frame, camera_info
 from helpers.vpd_client import LATCHED, Client, image_array, image_msg, start_node
+from rcl_interfaces.srv import GetParameters
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
@@ -191,8 +192,12 @@ def test_ground_returns_a_grounding_consistent_with_depth(session: Session) -> N
     session.use_median_threshold(frame(2), 'a lamp')  # a mask neither empty nor full
     session.send(frame(2), 46)  # the latest frame that use_latest grounds on
     session.wait_for(session.depth, 46)
+    reused = int(session.diagnostic_values()['ground_reused_total'])
     reply = client.call(Ground, service, Ground.Request(query='a lamp', use_latest=True))
     assert reply.success, reply.message
+    # The engine kept frame 46's latents and depth: only the text and referring pass ran.
+    assert client.spin_until(
+        lambda: int(session.diagnostic_values()['ground_reused_total']) > reused, 10)
     result = reply.result
     sec = result.header.stamp.sec
     depth = image_array(session.wait_for(session.depth, sec)[0])
@@ -253,3 +258,38 @@ def test_bad_input_is_refused_and_the_next_frame_processed(session: Session) -> 
               if kv.key.startswith('latency_ms.')}
     assert {'latency_ms.decode', 'latency_ms.engine.refer', 'latency_ms.encode',
             'latency_ms.publish'} <= stages
+
+
+def test_caption_topic_sets_the_parameter_and_vpd_says_once_it_is_ignored(
+        session: Session) -> None:
+    """~/caption sets depth_caption (last writer wins); bad text is refused; frames go on.
+
+    The module's engine is VPD, which takes no caption: one warning for the whole process.
+    """
+    client = session.client
+    publisher = client.publisher(String, 'vpd_node/caption')
+    assert client.spin_until(lambda: publisher.get_subscription_count() > 0, 30)
+
+    def caption() -> str:
+        reply = client.call(GetParameters, f'{session.node_name}/get_parameters',
+                            GetParameters.Request(names=['depth_caption']))
+        return reply.values[0].string_value
+
+    def wait_caption(text: str) -> None:
+        assert client.spin_until(lambda: caption() == text, 10), caption()
+
+    publisher.publish(String(data='a kitchen with two windows'))
+    wait_caption('a kitchen with two windows')
+    session.process.wait_for_line(r'depth_caption / ~/caption ignored: this depth model is VPD',
+                                  timeout=10)
+    assert client.set_parameters(session.node_name, {'depth_caption': 'a hall'})[0].successful
+    publisher.publish(String(data='a long corridor'))  # the newest writer wins, topic or param
+    wait_caption('a long corridor')
+    publisher.publish(String(data='a hall\x1b[31m'))
+    session.process.wait_for_line(r'~/caption refused: depth_caption contains control '
+                                  r'characters \(U\+001B\)', timeout=10)
+    assert caption() == 'a long corridor'
+    session.send(frame(4), 60)  # a caption never stops VPD frames
+    session.wait_for(session.depth, 60)
+    assert session.process.output().count('~/caption ignored') == 1
+    assert client.set_parameters(session.node_name, {'depth_caption': ''})[0].successful

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Lazy mode: vpd_node runs no inference while nobody needs its outputs.
 
-One node process (random:tiny at a 64x64 input) with ``lazy: true`` (the default); this process
-publishes frames and only later subscribes to an output.
+One node process with ``lazy: true`` (the default); this process publishes frames and only later
+subscribes to an output. The node runs EVP (random:evp-tiny at a 64x64 input), so the same run
+shows the node serving EVP models and taking its depth caption from ``~/caption``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from helpers.vpd_client import Client, image_msg, start_node
+from rcl_interfaces.srv import GetParameters
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 from vpd_ros_interfaces.srv import Ground
 
@@ -28,7 +31,8 @@ def test_no_inference_without_subscribers_until_one_comes(tmp_path: Path) -> Non
     """No subscriber: frames count as idle; a ~/ground request or a subscriber brings inference."""
     env = harness.ros_env(tmp_path)
     namespace = '/' + harness.unique_name('vpd_node_lazy')
-    process = start_node(tmp_path, env, namespace, {'input_size': [64, 64], 'device': 'cpu'})
+    process = start_node(tmp_path, env, namespace, {'input_size': [64, 64], 'device': 'cpu'},
+                         '-p', 'weights:=random:evp-tiny')
     client = Client(namespace)
     diagnostics = client.collect(DiagnosticArray, '/diagnostics')
     image_pub = client.publisher(Image, 'image')
@@ -58,6 +62,16 @@ def test_no_inference_without_subscribers_until_one_comes(tmp_path: Path) -> Non
         assert future.result().success, future.result().message
         assert future.result().result.header.stamp.sec == 10
 
+        caption = client.publisher(String, 'vpd_node/caption')
+        assert client.spin_until(lambda: caption.get_subscription_count() > 0, 30)
+        caption.publish(String(data='a kitchen  with a table'))
+
+        def caption_in_use() -> str:
+            reply = client.call(GetParameters, f'{name}/get_parameters',
+                                GetParameters.Request(names=['depth_caption']))
+            return reply.values[0].string_value
+        assert client.spin_until(lambda: caption_in_use() == 'a kitchen  with a table', 10)
+
         depth = client.collect(Image, 'depth')
         for sec in range(20, 80):
             publish(sec)
@@ -65,6 +79,7 @@ def test_no_inference_without_subscribers_until_one_comes(tmp_path: Path) -> Non
                 break
         assert depth, process.output()[-3000:]
         assert totals()['processed_total'] >= 2
+        assert 'ignored' not in process.output()  # an EVP depth model takes the caption
     finally:
         client.close()
         process.stop()

@@ -10,6 +10,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
 from vpd_ros.engine.config import BackendConfig, EngineConfig, EngineSpec
+from vpd_ros.ros.caption import engine_caption
 from vpd_ros.ros.params import (ACTIVATE, CONFIGURE, PARAMETERS, RUNTIME, STARTUP, check_path,
                                 check_value, engine_value, qos_profile, read_config)
 
@@ -78,6 +79,15 @@ def test_check_value_says_when_a_value_applies() -> None:
     assert check_value('not_a_parameter', 1) == RUNTIME
     with pytest.raises(ValueError, match='max_rate'):
         check_value('max_rate', -1.0)
+
+
+def test_depth_caption_is_printable_text_and_blank_means_the_default() -> None:
+    """A caption (parameter or ~/caption) refuses control characters; spacing is normalised."""
+    assert check_value('depth_caption', 'a kitchen\twith two windows') == RUNTIME
+    with pytest.raises(ValueError, match=r'depth_caption contains control characters \(U\+001B\)'):
+        check_value('depth_caption', 'a hall\x1b[31m')
+    assert engine_caption(' a  kitchen\n') == 'a kitchen'
+    assert engine_caption(' \t') is None
 
 
 def test_startup_combinations_are_checked_together(tmp_path) -> None:

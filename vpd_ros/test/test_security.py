@@ -20,6 +20,7 @@ import pytest
 import torch
 from helpers.vpd_client import Client, start_node
 from lifecycle_msgs.msg import Transition
+from rcl_interfaces.msg import Log
 from safetensors.torch import save_file
 
 from vpd_ros.engine import VPDEngine
@@ -43,6 +44,7 @@ class Session:
     def __init__(self, tmp: Path, process: harness.RosProcess, client: Client) -> None:
         self.tmp, self.process, self.client = tmp, process, client
         self.node_name = client.name('vpd_node')
+        self.namespace_part = client.namespace.strip('/')  # /rosout names: <ns>.vpd_node
 
     def configure_fails(self, parameters: dict, reason: str) -> None:
         """Set ``parameters``, request configure; assert FAILURE, ``reason`` logged, alive."""
@@ -154,6 +156,22 @@ def test_a_file_parameter_naming_a_folder_is_refused(session: Session) -> None:
                              'official.depth_checkpoint': str(session.tmp)},
                             r"ValueError: official\.depth_checkpoint '.*' is a folder; expected")
     session.client.set_parameters(session.node_name, {'official.depth_checkpoint': ''})
+
+
+def test_the_shipped_model_notice_reaches_rosout(session: Session) -> None:
+    """Configured with the shipped tiny model, the node says on /rosout what it cannot do."""
+    client, name = session.client, session.node_name
+    rosout = client.collect(Log, '/rosout')
+    client.set_parameters(name, {'weights': 'tiny', 'official.depth_checkpoint': ''})
+    assert client.change_state(name, Transition.TRANSITION_CONFIGURE)
+
+    def notices() -> list:
+        return [m for m in rosout if m.name.endswith('vpd_node') and m.level == Log.WARN
+                and 'rendered rooms only' in m.msg and session.namespace_part in m.name]
+    assert client.spin_until(lambda: bool(notices()), 10), [m.msg for m in rosout][-5:]
+    assert 'official VPD checkpoints' in notices()[0].msg
+    assert client.change_state(name, Transition.TRANSITION_CLEANUP)  # back to unconfigured
+    client.set_parameters(name, {'weights': 'random:tiny'})
 
 
 def test_the_node_recovers_with_good_weights(session: Session) -> None:

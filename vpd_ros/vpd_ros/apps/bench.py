@@ -40,9 +40,10 @@ from .cli_export import add_graph_arguments
 
 BENCH_HELP = ('benchmark the engine (optionally against the naive baseline) or the node end to '
               'end; prints the machine, per-stage times, percentiles and memory')
-#: Stage names in table order (those the engine did not run are left out).
-STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_head', 'refer',
-          'refer_unet', 'refer_head', 'postprocess', 'total')
+#: Stage names in table order (those the engine did not run are left out; ``*_imafr`` and
+#: ``depth_bins`` are EVP's feature refinement and metric-bins head).
+STAGES = ('preprocess', 'vae', 'text', 'depth', 'depth_unet', 'depth_imafr', 'depth_bins',
+          'depth_head', 'refer', 'refer_unet', 'refer_imafr', 'refer_head', 'postprocess', 'total')
 #: Query texts used in turn for the benchmark's queries.
 QUERY_TEXTS = ('the red mug on the table', 'the chair on the left', 'the open door',
                'the person in a blue shirt', 'the small plant near the window',
@@ -190,7 +191,7 @@ def build_engines(weights: str, tasks: Sequence[str],
                   configs: Dict[str, Any]) -> Dict[str, Any]:
     """Return one engine per named config, each loading the same weights.
 
-    ``random:<preset>`` weights are seeded, so every load gives the same tensors. (Loading
+    ``random:<name>`` weights are seeded, so every load gives the same tensors. (Loading
     again rather than deep-copying: a copied backbone's feature-tap hooks would still write
     to the original.)
     """
@@ -326,6 +327,36 @@ def bench_engines(engines: Dict[str, Any], frame: np.ndarray, num_queries: int,
     return results
 
 
+def bench_ground(engine: Any, frame: np.ndarray, iterations: int) -> Dict[str, Dict[str, float]]:
+    """Time ``~/ground`` with one query: on a new frame (a whole predict) and with use_latest.
+
+    use_latest is ``ground_latest`` on the frame just run: the kept latents and depth are
+    reused, only the text (cached) and the referring pass run. The first pair is untimed.
+    """
+    depth = engine.depth is not None
+    times: Dict[str, List[float]] = {'new_frame_ms': [], 'use_latest_ms': []}
+    for i in range(iterations + 1):
+        start = time.perf_counter()
+        engine.predict(frame, QUERY_TEXTS[:1], depth=depth, frame_id=('bench', i))
+        mark = time.perf_counter()
+        engine.ground_latest(QUERY_TEXTS[:1], ('bench', i))
+        if i:
+            times['new_frame_ms'].append((mark - start) * 1e3)
+            times['use_latest_ms'].append((time.perf_counter() - mark) * 1e3)
+    return {name: percentiles(values) for name, values in times.items()}
+
+
+def ground_markdown(name: str, ground: Dict[str, Dict[str, float]]) -> str:
+    """Return the ``~/ground`` table: a new frame against use_latest, p50 and p90."""
+    new, latest = ground['new_frame_ms'], ground['use_latest_ms']
+    return '\n'.join([
+        f'| ~/ground, 1 query ({name}) | p50 ms | p90 ms |', '|---|---|---|',
+        f'| on a new frame (whole frame) | {new["p50"]:.1f} | {new["p90"]:.1f} |',
+        f'| use_latest (kept latents and depth) | {latest["p50"]:.1f} | {latest["p90"]:.1f} |',
+        f'| saved by use_latest | {new["p50"] - latest["p50"]:.1f} '
+        f'({100 * (1 - latest["p50"] / new["p50"]):.0f} %) | |'])
+
+
 def deviation(pred: Any, reference: Any) -> Dict[str, float]:
     """How far a prediction is from a reference prediction of the same frame."""
     def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
@@ -390,6 +421,7 @@ def engine_report(args: argparse.Namespace,
                   ) -> Dict[str, Any]:
     """Run the engine benchmark the arguments describe; return a JSON-able report.
 
+    The report ends with ``~/ground`` on a new frame against use_latest (:func:`bench_ground`).
     ``on_partial`` gets the report of the query counts measured so far after each one (its
     ``partial`` is True until the last).
     """
@@ -428,8 +460,15 @@ def engine_report(args: argparse.Namespace,
                   'results': {n: {k: dataclasses.asdict(r) for k, r in by.items()}
                               for n, by in results.items()},
                   'markdown': results_markdown(results) + starts_markdown(starts)}
-        if on_partial is not None:
+        if on_partial is not None and q != queries[-1]:
             on_partial(report)
+    name = next(iter(engines))
+    if first.refer is not None:
+        report['ground'] = bench_ground(first, frame, args.iterations)
+        report['markdown'] += '\n\n' + ground_markdown(name, report['ground'])
+        progress(f'~/ground: {args.iterations} new-frame / use_latest pairs done')
+    if on_partial is not None:
+        on_partial(report)
     return report
 
 
@@ -529,6 +568,11 @@ def node_markdown(latency: Dict[str, float], stages: Dict[str, float],
     lines.append(f'| node overhead beyond the engine ms | {_fmt(overhead, 2)} |')
     lines.append(f'| frames in / processed / dropped / outputs | {report.frames_in} / '
                  f'{report.node_processed} / {report.node_dropped} / {report.outputs} |')
+    lines.append(f'| simulated camera frames/s achieved (render + publish) | '
+                 f'{report.frames_in / report.duration_s:.1f} |')
+    if report.shutdown_s is not None:
+        lines.append(f'| SIGINT -> node exit s (exit code {report.shutdown_code}) | '
+                     f'{report.shutdown_s:.2f} |')
     if report.rss_mb:
         lines.append(f'| node peak RSS MB | {report.rss_mb["peak"]:.0f} |')
     return '\n'.join(lines)
@@ -537,7 +581,8 @@ def node_markdown(latency: Dict[str, float], stages: Dict[str, float],
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Add the benchmark options to ``p`` (imports no torch: ``vpd-ros --help`` stays fast)."""
     p.add_argument('--weights', default=None,
-                   help='tiny (shipped), random:<preset> (e.g. random:sd15) or a model folder '
+                   help='tiny (shipped), random:<name> (random weights: tiny, sd15, evp-tiny, '
+                        'evp-sd15) or a model folder '
                         '(default: shipped tiny, else random:tiny)')
     p.add_argument('--tasks', default='both', choices=('both', 'depth', 'refer'),
                    help='models to run')

@@ -80,11 +80,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options that choose and configure the models."""
     group = parser.add_argument_group('model')
     group.add_argument('--weights', default='tiny',
-                       help='shipped model name (tiny), a vpd_ros model folder, or random:<preset>')
+                       help='shipped model name (tiny), a vpd_ros model folder, or random:<name> '
+                       '(random weights: tiny, sd15, evp-tiny, evp-sd15)')
     group.add_argument('--depth-checkpoint', default='', help='official vpd_depth_480x480.pth '
-                       '(overrides --weights)')
-    group.add_argument('--refer-checkpoint', default='', help='official vpd_ris_*.pth '
-                       '(overrides --weights)')
+                       'or EVP best_model_nyu.ckpt, told apart by content (overrides --weights)')
+    group.add_argument('--refer-checkpoint', default='', help='official vpd_ris_*.pth or EVP '
+                       'best_model_refcoco.pth (overrides --weights)')
     group.add_argument('--sd15', default='', help='SD-1.5 diffusers folder or single file: the '
                        'CLIP text tower for the official referring checkpoint')
     group.add_argument('--tasks', default='depth,refer', help='models to load, comma-separated: '
@@ -99,12 +100,18 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                        help='model input size, multiples of 32, e.g. 256x320 (default: the '
                        'model\'s native square size)')
     group.add_argument('--scene', type=_checked('scene', int), default=FRAME_DEFAULTS['scene'],
-                       help='depth scene-class id (default: the mean of the class embeddings)')
+                       help='VPD depth scene-class id (default: the mean of the class embeddings)')
+    captions = group.add_mutually_exclusive_group()
+    captions.add_argument('--caption', help='EVP depth: the scene caption the depth is '
+                          'conditioned on (default: the model\'s, see docs/evp.md)')
+    captions.add_argument('--caption-embedding', metavar='FILE', help='EVP depth: condition on '
+                          'EVP\'s aggregated caption embedding, a (1, L, D) tensor file or its '
+                          '<dataset>_class_embeddings_my_captions.pth with an \'aggregated\' entry')
     group.add_argument('--mask-threshold', type=_checked('mask_threshold', float),
                        default=FRAME_DEFAULTS['mask_threshold'],
                        help='foreground probability above which a pixel is in a mask')
     group.add_argument('--tta', action='store_true', help='official depth test-time augmentation '
-                       '(shifted windows + flip; slower)')
+                       '(shifted windows + flip: 2 windows for VPD, 8 for EVP; slower)')
 
 
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
@@ -127,6 +134,21 @@ def frame_settings(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def engine_from_args(args: argparse.Namespace) -> Any:
-    """Load the engine the options describe (official checkpoints win over --weights)."""
+    """Load the engine the options describe (official checkpoints win over --weights).
+
+    ``--caption`` / ``--caption-embedding`` need an EVP depth model: ValueError otherwise.
+    """
     from ..engine import load_engine
-    return load_engine(engine_spec_from_args(args), engine_config_from_args(args))
+    engine = load_engine(engine_spec_from_args(args), engine_config_from_args(args))
+    if args.caption is not None or args.caption_embedding:
+        from ..model import EVPDepth
+        from ..model.evp_depth import load_caption_embedding
+        option = '--caption' if args.caption is not None else '--caption-embedding'
+        if not isinstance(engine.depth, EVPDepth):
+            raise ValueError(f'{option} needs an EVP depth model (--depth-checkpoint '
+                             'best_model_nyu.ckpt or --weights random:evp-<size>)')
+        if args.caption is not None:
+            engine.set_caption(args.caption)
+        else:
+            engine.set_caption_embedding(load_caption_embedding(args.caption_embedding))
+    return engine

@@ -124,6 +124,8 @@ def check_arguments(args: argparse.Namespace) -> Tuple[Optional[str], List[str]]
 
 def report_cut_queries(engine, queries: Sequence[str]) -> None:
     """Say which queries are longer than the model's text tokens and are cut."""
+    if not queries:  # the tokenizer fails on an empty list
+        return
     from ..model.text import tokenize
 
     for q, cut in zip(queries, tokenize(list(queries), engine.token_length).truncated):

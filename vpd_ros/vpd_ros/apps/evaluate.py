@@ -20,6 +20,8 @@ import numpy as np
 
 from ..data import render_scene
 from ..engine import VPDEngine
+from ..model import EVPDepth
+from .captions import CaptionTable
 from .metrics import DepthMeter, ReferMeter
 
 
@@ -64,10 +66,20 @@ def _total(samples: Any, limit: Optional[int]) -> Optional[int]:
     return min(n, limit) if n is not None and limit else (limit or n)
 
 
+def sample_name(item: Any) -> str:
+    """Return what names a depth sample in a captions file: its RGB path (NYUv2) or name (user)."""
+    name = getattr(item, 'rgb_path', None) or getattr(item, 'name', None)
+    if name is None:
+        raise ValueError('per-image captions need samples with a file path or name (--data nyu '
+                         'or user)')
+    return str(name)
+
+
 def evaluate_depth(engine: VPDEngine, samples: Iterable[Any], min_depth: float = 1e-3,
                    max_depth: float = 10.0, eigen_crop: bool = False,
                    limit: Optional[int] = None, progress: bool = False,
-                   scene: Optional[int] = None) -> Dict[str, float]:
+                   scene: Optional[int] = None,
+                   captions: Optional[CaptionTable] = None) -> Dict[str, float]:
     """Return mean per-image official depth metrics over samples with ``rgb`` and ``depth``.
 
     Args:
@@ -78,11 +90,17 @@ def evaluate_depth(engine: VPDEngine, samples: Iterable[Any], min_depth: float =
         eigen_crop: restrict to the Eigen crop (480x640 only).
         limit: evaluate at most this many samples.
         progress: show a tqdm bar.
-        scene: depth scene-class id (``None``: the mean of the class embeddings).
+        scene: VPD depth scene-class id (``None``: the mean of the class embeddings).
+        captions: EVP depth: each image's caption (as EVP's published test); ``None`` keeps
+            the engine's caption for all.
     """
+    if captions is not None and not isinstance(engine.depth, EVPDepth):
+        raise ValueError('per-image captions need an EVP depth model')
     meter = DepthMeter(min_depth, max_depth, eigen_crop)
     items = islice(iter(samples), limit) if limit else iter(samples)
     for item in _progress(items, _total(samples, limit), progress, 'depth'):
+        if captions is not None:
+            engine.set_caption(captions.caption(sample_name(item)))
         pred = engine.predict(item.rgb, depth=True, scene=scene).depth
         meter.update(pred, item.depth)
     return meter.result()

@@ -31,8 +31,21 @@ if TYPE_CHECKING:  # typing.Self needs Python 3.11; annotations are never evalua
 #: valid for Fast DDS's default port mapping.
 DOMAIN_ID_RANGE = (100, 230)
 
-#: The one private domain of this process and its children (each run draws its own).
-SESSION_DOMAIN_ID = random.SystemRandom().randint(*DOMAIN_ID_RANGE)
+_session_domain_id = random.SystemRandom().randint(*DOMAIN_ID_RANGE)
+
+
+def session_domain_id() -> int:
+    """Return the one private domain of this process and its children (each run draws its own)."""
+    return _session_domain_id
+
+
+def set_session_domain_id(domain_id: int) -> None:
+    """Use ``domain_id`` instead of the drawn domain: parallel test workers take one each."""
+    global _session_domain_id
+    low, high = DOMAIN_ID_RANGE
+    if not low <= domain_id <= high:
+        raise ValueError(f'domain_id must be in [{low}, {high}], got {domain_id!r}')
+    _session_domain_id = domain_id
 
 #: Variables that could send DDS traffic beyond loopback or to peers outside this session.
 _LEAKY_VARIABLES = (
@@ -50,7 +63,7 @@ def ros_settings(log_dir: str | os.PathLike[str]) -> dict[str, str]:
     """Return the ROS variables of the network rule, with ROS logs written under ``log_dir``."""
     return {
         'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-        'ROS_DOMAIN_ID': str(SESSION_DOMAIN_ID),
+        'ROS_DOMAIN_ID': str(session_domain_id()),
         'ROS_LOG_DIR': str(Path(log_dir) / 'ros_log'),
         'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
         'PYTHONUNBUFFERED': '1',

@@ -69,6 +69,8 @@ class SoakReport:
         rss_mb: first, last and peak RSS in the window, MB.
         threads: first, last and peak thread count in the window.
         crashed: why a process ended early, or ``''``.
+        shutdown_s: SIGINT to the node's exit after the window, seconds (None: not stopped).
+        shutdown_code: the node's exit code after that SIGINT.
     """
 
     duration_s: float
@@ -83,6 +85,8 @@ class SoakReport:
     rss_mb: Dict[str, float] = field(default_factory=dict)
     threads: Dict[str, int] = field(default_factory=dict)
     crashed: str = ''
+    shutdown_s: Optional[float] = None
+    shutdown_code: Optional[int] = None
 
     def failures(self, max_memory_slope: float, max_p99_ms: float) -> List[str]:
         """Return why this run fails the bounds (MB/min, ms); empty when it passes."""
@@ -311,6 +315,10 @@ def run_node_and_camera(client: SoakClient, node_cmd: List[str], camera_cmd: Lis
                                    + node.output()[-3000:])
         with rosenv.RosProcess(camera_cmd, env, os.path.join(log_dir, 'camera.log')) as camera:
             measure(client, node, camera, report, warmup)
+        if node.poll() is None:
+            start = time.monotonic()
+            report.shutdown_code = node.stop()
+            report.shutdown_s = time.monotonic() - start
         return node.output()[-3000:]
 
 

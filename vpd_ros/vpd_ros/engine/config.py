@@ -231,7 +231,8 @@ class EngineSpec:
     """Which models to load.
 
     Args:
-        weights: a shipped model (``tiny``), ``random:<preset>`` or a vpd_ros model folder.
+        weights: a shipped model (``tiny``), a vpd_ros model folder or ``random:<name>``
+            (random weights: ``tiny``/``sd15`` VPD, ``evp-tiny``/``evp-sd15`` EVP).
         depth_checkpoint: official VPD depth checkpoint (.pth); with ``refer_checkpoint``,
             when either is set they replace ``weights``.
         refer_checkpoint: official VPD referring checkpoint (.pth).
@@ -250,7 +251,7 @@ class EngineSpec:
         object.__setattr__(self, 'tasks', check_tasks(self.tasks))
         if not self.official and not self.weights.strip():
             raise ValueError('weights must name shipped weights (tiny), a model folder or '
-                             'random:<preset>, got a blank string')
+                             'random:<name>, got a blank string')
 
     @property
     def official(self) -> bool:

@@ -8,8 +8,9 @@ The node, the CLI and the bench all load through :func:`load_engine`.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Callable, Optional
 
+from ..model.presets import model_names
 from .config import TASKS, EngineConfig, EngineSpec
 from .runner import VPDEngine
 from .shipped import shipped_notice
@@ -24,8 +25,11 @@ def default_weights() -> str:
     return 'tiny' if all(os.path.isfile(f) for f in files) else 'random:tiny'
 
 
-def load_engine(spec: EngineSpec, config: Optional[EngineConfig] = None) -> VPDEngine:
+def load_engine(spec: EngineSpec, config: Optional[EngineConfig] = None,
+                say: Optional[Callable[[str], None]] = None) -> VPDEngine:
     """Load the engine a spec names (official checkpoints win over ``weights``).
+
+    ``say`` takes a shipped model's notice (:func:`shipped_notice`; default: Python logging).
 
     A config with a deployment ``backend`` (:class:`vpd_ros.engine.deploy.engine.BackendConfig`)
     gives an engine running the exported graphs.
@@ -43,7 +47,7 @@ def load_engine(spec: EngineSpec, config: Optional[EngineConfig] = None) -> VPDE
     if weights.startswith('random:'):
         return cls.from_preset(weights.split(':', 1)[1], spec.tasks, config=config)
     engine = cls.from_pretrained(model_folder(weights), spec.tasks, config)
-    shipped_notice(weights)
+    shipped_notice(weights, say)
     return engine
 
 
@@ -56,5 +60,5 @@ def model_folder(weights: str) -> str:
         known = sorted(os.listdir(PACKAGE_WEIGHTS)) if os.path.isdir(PACKAGE_WEIGHTS) else []
         raise FileNotFoundError(f'weights {weights!r}: not a folder, not a shipped model '
                                 f'({", ".join(known) or "none shipped"}) and not '
-                                'random:<preset>')
+                                'random:<name> (' + ', '.join(model_names()) + ')')
     return weights

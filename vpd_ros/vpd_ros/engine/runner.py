@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
-from ..model import EVPDepth, VPDDepth, VPDRefer, get_preset
+from ..model import EVPDepth, EVPRefer, VPDDepth, VPDRefer, get_preset
+from ..model.presets import FAMILIES, split_model_name
 from ..model.evp_depth import DEFAULT_CAPTION
 from ..model.official import load_official_checkpoint
 from ..model.attention import AttentionMapProcessor
@@ -40,6 +41,11 @@ from .tta import shift_window_flip
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 #: torch.compile keeps one graph per (model, number of queries); the default limit of 8 is low.
 COMPILE_CACHE_LIMIT = 64
+#: Model attribute -> stage suffix of its forward time (``depth_unet``, ``refer_imafr``, ...).
+TIMED_PARTS = {'backbone': 'unet', 'aggregation': 'imafr', 'bins': 'bins'}
+#: Preset section -> (model class, whether it takes the preset's CLIP text config).
+PRESET_MODELS = {'depth': (VPDDepth, False), 'refer': (VPDRefer, True),
+                 'evp_depth': (EVPDepth, True), 'evp_refer': (EVPRefer, True)}
 
 
 @dataclass
@@ -56,8 +62,9 @@ class Prediction:
             the mask; 0 for an empty mask.
         truncated: per query, whether the text was cut to the model's token length.
         timings: milliseconds per stage (preprocess, vae, text, depth, refer, postprocess, total);
-            ``depth`` and ``refer`` are further split into ``*_unet`` (the backbone forward)
-            and ``*_head`` (conditioning, head, crop and upsampling to the model size).
+            ``depth`` and ``refer`` are further split into ``*_unet`` (the backbone forward),
+            for EVP ``*_imafr`` (feature refinement) and ``depth_bins`` (metric-bins head),
+            and ``*_head`` (the rest: conditioning, head, crop and upsampling to the model size).
     """
 
     depth: Optional[np.ndarray]
@@ -66,6 +73,25 @@ class Prediction:
     scores: List[float]
     truncated: List[bool]
     timings: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LatestFrame:
+    """What ``ground_latest`` reuses of the frame last run by ``predict`` (one frame kept).
+
+    Args:
+        frame_id: the caller's id of that frame.
+        x: the model input (1, 3, h, w), kept for a referring encode the frame did not need.
+        refer_latents: the referring model's VAE latents, or ``None`` until one is needed.
+        depth: its depth at the input resolution, or ``None`` when depth was not run.
+        size: the input (H, W).
+    """
+
+    frame_id: object
+    x: torch.Tensor
+    refer_latents: Optional[torch.Tensor]
+    depth: Optional[np.ndarray]
+    size: Tuple[int, int]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -156,6 +182,7 @@ class VPDEngine:
             self._side_stream = torch.cuda.Stream(self.device)
         self._caption_states: Optional[torch.Tensor] = None
         self.caption = DEFAULT_CAPTION
+        self._latest: Optional[LatestFrame] = None
 
     def _prepare(self, model: Optional[torch.nn.Module], fmt: torch.memory_format, task: str):
         if model is None:
@@ -167,7 +194,9 @@ class VPDEngine:
                 module.to(memory_format=fmt)
         if self.config.attention == 'explicit':
             set_explicit_attention(model)
-        self._time_backbone(model.backbone, f'{task}_unet')
+        for attribute, stage in TIMED_PARTS.items():
+            if isinstance(getattr(model, attribute, None), torch.nn.Module):
+                self._time_module(getattr(model, attribute), f'{task}_{stage}')
         return model
 
     def _new_clock(self) -> StageClock:
@@ -178,8 +207,8 @@ class VPDEngine:
             return StageClock(lambda: HostEvent(lambda: torch.cuda.synchronize(self.device)))
         return StageClock(lambda: torch.cuda.Event(enable_timing=True))
 
-    def _time_backbone(self, backbone: torch.nn.Module, name: str) -> None:
-        """Add the backbone's forward time to the running frame's timings under ``name``."""
+    def _time_module(self, module: torch.nn.Module, name: str) -> None:
+        """Add the module's forward time to the running frame's timings under ``name``."""
         def before(_module: torch.nn.Module, _args: object) -> None:
             if self._clock is not None:
                 self._clock.begin(name)
@@ -188,8 +217,8 @@ class VPDEngine:
             if self._clock is not None:
                 self._clock.end(name)
 
-        backbone.register_forward_pre_hook(before)
-        backbone.register_forward_hook(after)
+        module.register_forward_pre_hook(before)
+        module.register_forward_hook(after)
 
     def _compile(self) -> None:
         """Wrap each backbone forward and the VAE encoder in ``torch.compile`` (lazy)."""
@@ -255,10 +284,11 @@ class VPDEngine:
     @classmethod
     def from_official(cls, depth_checkpoint: Optional[str], refer_checkpoint: Optional[str],
                       sd15: Optional[str] = None, config: Optional[EngineConfig] = None,
-                      preset: str = 'sd15') -> 'VPDEngine':
+                      preset: Optional[str] = None) -> 'VPDEngine':
         """Load official VPD or EVP checkpoints, each recognised by its content.
 
-        ``sd15`` provides the CLIP text tower for VPD's referring file (EVP files hold theirs).
+        ``sd15`` provides the CLIP text tower for VPD's referring file (EVP files hold theirs);
+        ``preset`` the sizes, by default read from each file (``sd15`` for the released ones).
         """
         depth = (load_official_checkpoint(depth_checkpoint, 'depth', preset)[1]
                  if depth_checkpoint else None)
@@ -271,19 +301,26 @@ class VPDEngine:
                     config: Optional[EngineConfig] = None) -> 'VPDEngine':
         """Randomly initialised models of a preset (benchmarks and tests; outputs are noise).
 
-        Both models share one VAE, as the official checkpoints do. The weights are drawn on
-        the engine's device (on CUDA: seconds for sd15 instead of a minute on the host CPU and
-        a copy); the same seed gives the same weights on the same device.
+        ``preset`` is a model name (:func:`~vpd_ros.model.presets.split_model_name`): ``tiny``
+        and ``sd15`` build VPD, ``evp-tiny`` and ``evp-sd15`` EVP. VPD's two models share one
+        VAE, as its official checkpoints do; EVP's have their own (as its checkpoints). The
+        weights are drawn on the engine's device (on CUDA: seconds for sd15 instead of a minute
+        on the host CPU and a copy); the same seed gives the same weights on the same device.
         """
         check_tasks(tasks)
         config = config or EngineConfig()
-        p = get_preset(preset)
+        family, size = split_model_name(preset)
+        p = get_preset(size)
         torch.manual_seed(seed)
+        models = {}
         with torch.device(resolve_device(config.device)):
-            depth = VPDDepth(p['unet'], p['vae'], **p['depth']) if 'depth' in tasks else None
-            refer = (VPDRefer(p['unet'], p['vae'], text_config=p['text'], **p['refer'])
-                     if 'refer' in tasks else None)
-        if depth is not None and refer is not None:
+            for task, section in zip(('depth', 'refer'), FAMILIES[family]):
+                if task in tasks:
+                    model_cls, takes_text = PRESET_MODELS[section]
+                    text = {'text_config': p['text']} if takes_text else {}
+                    models[task] = model_cls(p['unet'], p['vae'], **text, **p[section])
+        depth, refer = models.get('depth'), models.get('refer')
+        if family == 'vpd' and depth is not None and refer is not None:
             refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict())
         return cls(depth, refer, config)
 
@@ -293,6 +330,11 @@ class VPDEngine:
     def tasks(self) -> Tuple[str, ...]:
         """The tasks this engine can run."""
         return tuple(t for t, m in (('depth', self.depth), ('refer', self.refer)) if m is not None)
+
+    @property
+    def takes_caption(self) -> bool:
+        """Whether depth is conditioned on a caption (EVP), not on a scene class (VPD)."""
+        return isinstance(self.depth, EVPDepth)
 
     @property
     def token_length(self) -> int:
@@ -425,7 +467,8 @@ class VPDEngine:
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, queries: Sequence[str] = (), depth: bool = True,
                 mask_threshold: float = FRAME_DEFAULTS['mask_threshold'],
-                scene: Optional[int] = FRAME_DEFAULTS['scene']) -> Prediction:
+                scene: Optional[int] = FRAME_DEFAULTS['scene'],
+                frame_id: object = None) -> Prediction:
         """Run one frame.
 
         Args:
@@ -436,6 +479,8 @@ class VPDEngine:
                 (0.5 = argmax).
             scene: depth scene-class id of the checkpoint, ``None`` for the mean of the class
                 embeddings.
+            frame_id: when given, keep this frame's model input, latents and depth under that
+                id for :meth:`ground_latest` (the previous frame's are dropped).
         """
         queries = list(queries)
         mask_threshold = check_option('mask_threshold', mask_threshold)
@@ -444,19 +489,58 @@ class VPDEngine:
             raise RuntimeError('depth requested but this engine has no depth model')
         if queries and self.refer is None:
             raise RuntimeError('queries given but this engine has no referring model')
+        with self._running() as clock:
+            return self._predict(rgb, queries, depth, mask_threshold, scene, clock, frame_id)
+
+    @torch.inference_mode()
+    def ground_latest(self, queries: Sequence[str], frame_id: object,
+                      mask_threshold: float = FRAME_DEFAULTS['mask_threshold']
+                      ) -> Optional[Prediction]:
+        """Run ``queries`` on the kept frame ``frame_id``, reusing its latents and depth.
+
+        Only the text and the referring pass run (and the referring VAE encode when that frame
+        had none). The result equals ``predict`` on that frame with these queries. Returns
+        ``None`` when the engine does not hold ``frame_id`` (the caller runs ``predict``).
+        """
+        queries = list(queries)
+        mask_threshold = check_option('mask_threshold', mask_threshold)
+        if not queries or self.refer is None:
+            raise RuntimeError('ground_latest needs queries and a referring model')
+        with self._running() as clock:
+            latest = self._latest
+            if latest is None or latest.frame_id != frame_id:
+                return None
+            start = time.perf_counter()
+            if latest.refer_latents is None:
+                with clock.stage('vae'):
+                    latest.refer_latents = self._keep(self._encode(self.refer, latest.x))
+            with clock.stage('text'):
+                text, truncated = self.text_features(queries)
+            with clock.stage('refer'):
+                batch = latest.refer_latents.expand(len(queries), -1, -1, -1)
+                logits = self.refer.forward_latents(batch, text, latest.x.shape[-2:])
+            return self._prediction(None, logits, latest.size, mask_threshold, truncated, clock,
+                                    start, depth=latest.depth)
+
+    @contextmanager
+    def _running(self) -> Iterator[StageClock]:
+        """Hold the engine for one call with a fresh stage clock; free memory after CUDA OOM."""
         with self._lock:
             if self.device.type == 'cuda':
                 torch.backends.cuda.matmul.allow_tf32 = self.config.tf32
                 torch.backends.cudnn.allow_tf32 = self.config.tf32
             self._clock = self._new_clock()
             try:
-                return self._predict(rgb, queries, depth, mask_threshold, scene,
-                                     self._clock)
+                yield self._clock
             except torch.OutOfMemoryError as error:
                 self._free_after_oom(error)
                 raise
             finally:
                 self._clock = None
+
+    def _keep(self, latents: torch.Tensor) -> torch.Tensor:
+        """Return latents that outlive the frame (CUDA-graph outputs are overwritten)."""
+        return latents.clone() if self.uses_cuda_graphs else latents
 
     def _free_after_oom(self, error: BaseException) -> None:
         """Drop the failed frame's tensors (held by its traceback) and return them to CUDA."""
@@ -476,7 +560,7 @@ class VPDEngine:
                 and not self.uses_cuda_graphs)
 
     def _predict(self, rgb: np.ndarray, queries: List[str], depth: bool, mask_threshold: float,
-                 scene: Optional[int], clock: StageClock) -> Prediction:
+                 scene: Optional[int], clock: StageClock, frame_id: object) -> Prediction:
         start = time.perf_counter()
         h, w = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
         if self.uses_cuda_graphs:
@@ -501,9 +585,11 @@ class VPDEngine:
                     depth_out = self._depth_tta(x, self._scene(scene))
                 else:
                     depth_out = self._depth_forward(latents, size, self._scene(scene))
-        if queries:
+        refer_latents = None  # the referring model's latents, when this frame has them
+        if not depth or (self.shared_vae and self.config.shared_encode):
             refer_latents = latents
-            if depth and not (self.shared_vae and self.config.shared_encode):
+        if queries:
+            if refer_latents is None:
                 with clock.stage('vae'):
                     refer_latents = self._encode(self.refer, x)
             with clock.stage('refer'):
@@ -513,8 +599,21 @@ class VPDEngine:
             main = torch.cuda.current_stream(self.device)
             main.wait_stream(self._side_stream)
             depth_out.record_stream(main)
+        prediction = self._prediction(depth_out, logits, (h, w), mask_threshold, truncated,
+                                      clock, start)
+        if frame_id is not None:
+            keep = None if refer_latents is None or self.refer is None else self._keep(
+                refer_latents)
+            self._latest = LatestFrame(frame_id, x, keep, prediction.depth, (h, w))
+        return prediction
+
+    def _prediction(self, depth_out: Optional[torch.Tensor], logits: Optional[torch.Tensor],
+                    size: Tuple[int, int], mask_threshold: float, truncated: List[bool],
+                    clock: StageClock, start: float,
+                    depth: Optional[np.ndarray] = None) -> Prediction:
+        """Resize to the input ``size``, threshold and score; ``depth`` is one already resized."""
         with clock.stage('postprocess'):
-            out_depth, probs = self._postprocess(depth_out, logits, (h, w))
+            out_depth, probs = self._postprocess(depth_out, logits, size)
             masks = probs > mask_threshold
             if self.score_calibration is not None:
                 scores = self.score_calibration.score(probs, masks)
@@ -523,10 +622,11 @@ class VPDEngine:
         t = clock.resolve()
         for task in ('depth', 'refer'):
             if task in t:
-                t[f'{task}_head'] = t[task] - t.get(f'{task}_unet', 0.0)
+                t[f'{task}_head'] = t[task] - sum(t.get(f'{task}_{stage}', 0.0)
+                                                  for stage in TIMED_PARTS.values())
         t['total'] = (time.perf_counter() - start) * 1e3
-        return Prediction(depth=out_depth, masks=masks, probs=probs, scores=scores,
-                          truncated=truncated, timings=t)
+        return Prediction(depth=depth if out_depth is None else out_depth, masks=masks,
+                          probs=probs, scores=scores, truncated=truncated, timings=t)
 
     def _postprocess(self, depth: Optional[torch.Tensor], logits: Optional[torch.Tensor],
                      size: Tuple[int, int]) -> Tuple[Optional[np.ndarray], np.ndarray]:
@@ -585,6 +685,7 @@ class VPDEngine:
         """
         with self._lock:
             self.depth = self.refer = None
+            self._latest = None
             self._text_cache.clear()
             self._scene_cache = None
             if self.config.compile != 'none':

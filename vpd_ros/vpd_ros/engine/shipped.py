@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Callable, Optional
 
 #: Shipped model name -> the one line said when it is loaded.
 NOTICES = {
@@ -17,10 +17,17 @@ LOGGER = logging.getLogger('vpd_ros')
 _said: set = set()
 
 
-def shipped_notice(weights: str) -> Optional[str]:
-    """Log the notice of a shipped model the first time it is loaded; return the notice."""
+def shipped_notice(weights: str, say: Optional[Callable[[str], None]] = None) -> Optional[str]:
+    """Say the notice of a shipped model the first time it is loaded; return the notice.
+
+    ``say`` is where the line goes (the node's logger, so that /rosout carries it); by default
+    the ``vpd_ros`` Python logger (stderr).
+    """
     notice = NOTICES.get(weights)
     if notice is not None and weights not in _said:
         _said.add(weights)
-        LOGGER.warning('vpd_ros: %s', notice)
+        if say is None:
+            LOGGER.warning('vpd_ros: %s', notice)
+        else:
+            say(notice)
     return notice

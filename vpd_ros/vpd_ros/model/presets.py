@@ -12,7 +12,7 @@ runs the real model.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 SD15_UNET: Dict[str, Any] = {
     'sample_size': 64,
@@ -115,8 +115,31 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 
+#: Model family -> the preset sections of its (depth, refer) heads.
+FAMILIES: Dict[str, Tuple[str, str]] = {'vpd': ('depth', 'refer'),
+                                        'evp': ('evp_depth', 'evp_refer')}
+
+
 def get_preset(name: str) -> Dict[str, Any]:
     """Return a deep copy of the named preset (``sd15`` or ``tiny``)."""
     if name not in PRESETS:
         raise ValueError(f'unknown preset {name!r}; choose one of {sorted(PRESETS)}')
     return copy.deepcopy(PRESETS[name])
+
+
+def split_model_name(name: str) -> Tuple[str, str]:
+    """Split a model name into (family, preset): ``sd15`` -> VPD, ``evp-sd15`` -> EVP.
+
+    These are the names ``random:<name>`` weights take (random models of a preset's sizes).
+    """
+    family, _, size = name.rpartition('-')
+    family = family or 'vpd'
+    if family not in FAMILIES or size not in PRESETS:
+        raise ValueError(f'unknown model {name!r}; choose one of '
+                         f'{", ".join(model_names())}')
+    return family, size
+
+
+def model_names() -> List[str]:
+    """Return every ``random:<name>`` model name: the presets, then each with ``evp-``."""
+    return [('' if f == 'vpd' else f'{f}-') + p for f in FAMILIES for p in sorted(PRESETS)]

@@ -20,8 +20,8 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 #: Counters the node keeps; each also has a per-window count.
-COUNTERS = ('received', 'processed', 'dropped', 'idle', 'decode_errors', 'camera_info_errors',
-            'inference_errors')
+COUNTERS = ('received', 'processed', 'dropped', 'idle', 'ground_reused', 'decode_errors',
+            'camera_info_errors', 'inference_errors')
 
 
 @dataclass

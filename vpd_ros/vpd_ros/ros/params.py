@@ -25,7 +25,7 @@ from vpd_ros.engine.config import (BACKEND_PRECISIONS, BACKENDS, COMPILE_MODES, 
                                    DTYPE_CHOICES, FRAME_DEFAULTS, EngineConfig, EngineSpec,
                                    check_option, engine_config)
 from vpd_ros.ros.conversions import DEFAULT_MAX_PIXELS
-from vpd_ros.ros.queries import parse_queries
+from vpd_ros.ros.queries import check_printable, parse_queries
 
 RUNTIME = 'applies from the next frame'
 ACTIVATE = 'takes effect at next activate'
@@ -56,6 +56,10 @@ def _at_least(low: float, unit: str = '') -> Callable[[str, Any], None]:
         if not value >= low:
             raise ValueError(f'{name} {value!r} must be >= {low}{unit}')
     return check
+
+
+def _printable(name: str, value: Any) -> None:
+    check_printable(value, name)
 
 
 def _engine(option: str) -> Callable[[str, Any], None]:
@@ -124,8 +128,9 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('scene', -1, 'depth scene-class id of the checkpoint, -1 = mean of the classes',
               RUNTIME, _engine('scene')),
     ParamSpec('depth_caption', '', 'EVP depth checkpoints: scene caption the depth is '
-              'conditioned on (e.g. from a captioning node); blank = the engine default "a '
-              'photo of a room"; VPD ignores it', RUNTIME),
+              'conditioned on; the ~/caption topic (e.g. a captioning node) sets it too, the '
+              'last writer wins; blank = the engine default "a photo of a room"; VPD ignores '
+              'it', RUNTIME, _printable),
     ParamSpec('image_transport', 'raw', 'raw: sensor_msgs/Image on image; compressed: '
               'sensor_msgs/CompressedImage on <image>/compressed', ACTIVATE,
               _choice(*TRANSPORTS)),

@@ -15,16 +15,17 @@ from typing import List, Sequence
 SEPARATOR = ';'
 
 
-def _check_printable(text: str) -> None:
+def check_printable(text: str, what: str = 'query') -> None:
     """Raise ValueError when ``text`` holds control characters other than whitespace.
 
-    NUL, escape sequences and other C0/C1 controls are never part of a referring expression;
-    they would reach logs and the tokenizer verbatim. Tabs and newlines are spacing.
+    NUL, escape sequences and other C0/C1 controls are never part of a referring expression
+    or a caption; they would reach logs and the tokenizer verbatim. Tabs and newlines are
+    spacing.
     """
     bad = sorted({f'U+{ord(c):04X}' for c in text
                   if unicodedata.category(c) == 'Cc' and not c.isspace()})
     if bad:
-        raise ValueError(f'query contains control characters ({", ".join(bad)}); only '
+        raise ValueError(f'{what} contains control characters ({", ".join(bad)}); only '
                          'printable text and spaces are allowed')
 
 
@@ -35,7 +36,7 @@ def parse_queries(text: str, max_length: int) -> List[str]:
         ValueError: a query is longer than ``max_length`` characters, or the text holds
             control characters.
     """
-    _check_printable(text)
+    check_printable(text)
     queries: List[str] = []
     for part in text.split(SEPARATOR):
         query = ' '.join(part.split())
@@ -54,7 +55,7 @@ def parse_one_query(text: str, max_length: int) -> str:
         ValueError: the query is blank, longer than ``max_length`` characters or holds
             control characters.
     """
-    _check_printable(text)
+    check_printable(text)
     query = ' '.join(text.split())
     if not query:
         raise ValueError('query must not be blank')
