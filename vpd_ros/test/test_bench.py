@@ -93,6 +93,24 @@ def test_evp_report_times_imafr_and_bins_next_to_vpd_stages():
     assert report['settings']['weights'] == 'random:evp-tiny'
 
 
+def test_backend_report_has_deviation_and_start_from_cache(tmp_path):
+    """--backend torch onnxruntime: one table with the deviation from torch, and the seconds
+    the exported-graph engine takes to start again from its cache."""
+    pytest.importorskip('onnxruntime')
+    parser = argparse.ArgumentParser()
+    bench.add_bench_arguments(parser)
+    args = parser.parse_args(['--weights', 'random:tiny', '--tasks', 'depth', '--device', 'cpu',
+                              '--input-size', '64x64', '--frame-size', '48x80',
+                              '--iterations', '1', '--warmup', '1', '--cache-dir',
+                              str(tmp_path), '--backend', 'torch', 'onnxruntime'])
+    report = bench.engine_report(args)
+    result = report['results'][0]['onnxruntime']
+    assert result['deviation']['depth_rel_l2'] <= 1e-4 and result['weights_mb'] is None
+    assert list(report['settings']['start_from_cache_s']) == ['onnxruntime']
+    assert 'speed-up onnxruntime / torch' in report['markdown']
+    assert 'start from cache (load_engine with the graphs cached' in report['markdown']
+
+
 def test_baseline_runs_explicit_attention_everywhere(engines):
     """Baseline: explicit attention on every layer except the capture ones; fp32 contiguous."""
     base, opt = engines['baseline'], engines['optimized']

@@ -4,21 +4,23 @@
 shipped tiny model (fp32), the export cache and its invalidation, the error for a missing extra.
 """
 
-import json
 import logging
 import os
+import shutil
 import sys
 
 import numpy as np
 import pytest
 import torch
+from official_layout import export_official
 
 from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
 from vpd_ros.engine.deploy.backends import BackendUnavailable, Runner
 from vpd_ros.engine.deploy.engine import BackendConfig, GraphEngine
 from vpd_ros.engine.deploy.graphs import QUERIES, depth_specs, export_graph, refer_specs, vae_spec
 from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
-from vpd_ros.model import VPDDepth
+from vpd_ros.model import VPDDepth, get_preset
+from vpd_ros.model.convert import DEPTH_PREFIXES
 
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
 SIZE = (256, 256)
@@ -60,23 +62,14 @@ def ort_engine(cache_dir):
         backend='onnxruntime', device='cpu', input_size=SIZE, cache_dir=cache_dir))
 
 
-def cached_graphs(cache_dir):
-    """Graph name -> ONNX file of the cache's entries."""
-    out = {}
-    for name in os.listdir(cache_dir):
-        if os.path.isfile(os.path.join(cache_dir, name, 'key.json')):
-            with open(os.path.join(cache_dir, name, 'key.json'), encoding='utf-8') as f:
-                out[json.load(f)['graph']] = os.path.join(cache_dir, name, 'model.onnx')
-    return out
-
-
 def test_export_round_trip(tmp_path, cache_dir, ort_engine, torch_engine):
     """Every graph exported by the engine is valid ONNX that runs to torch's result; the
     referring graphs take any query count; external data holds the weights when asked."""
     onnx = pytest.importorskip('onnx')
     specs = (depth_specs(torch_engine.depth, SIZE) + refer_specs(torch_engine.refer, SIZE)
              + [vae_spec(torch_engine.depth.backbone, SIZE)])
-    paths = cached_graphs(cache_dir)
+    paths = ort_engine.graph_files
+    assert all(os.path.dirname(os.path.dirname(p)) == cache_dir for p in paths.values())
     assert set(paths) == {s.name for s in specs} == {
         'vae', 'depth_unet', 'depth_head', 'refer_unet', 'refer_head', 'text'}
     for spec in specs:
@@ -166,6 +159,82 @@ def test_cache_is_reused_and_rebuilt_when_weights_or_size_change(tmp_path, caplo
     assert exports(caplog) == everything
     entries = [n for n in os.listdir(tmp_path) if not n.startswith('.')]
     assert len(entries) == 3 + 2 + 3
+
+
+def rebuilds(caplog):
+    """How many times the log says a start found no cached graphs (and built the models)."""
+    return sum(r.msg.startswith('no cached graphs') for r in caplog.records)
+
+
+def refuse_model(*_args, **_kwargs):
+    """Stands in for a model constructor where a start from the cache must build none."""
+    raise AssertionError('a start from the cache built a torch model')
+
+
+def test_start_from_cache_builds_no_model_and_rebuilds_when_files_or_size_change(
+        tmp_path, caplog, monkeypatch):
+    """load_engine keys the cache on the weight files' hashes: a second start opens the graphs
+    without building a torch model; a rewritten weights file or another input size builds
+    the models again, with a log line, and re-exports only the graphs that changed."""
+    pytest.importorskip('onnxruntime')
+    caplog.set_level(logging.INFO, logger='vpd_ros.engine.deploy')
+    folder = tmp_path / 'model'
+    shutil.copytree(os.path.join(TINY, 'depth'), folder / 'depth')
+    spec = EngineSpec(weights=str(folder), tasks=('depth',))
+    config = BackendConfig(device='cpu', input_size=(128, 128), cache_dir=str(tmp_path / 'c'))
+    rgb = render_scene(HELDOUT_SEEDS_START + 1, width=160, height=120).rgb
+    first = load_engine(spec, config).predict(rgb)
+    assert (rebuilds(caplog), exports(caplog)) == (1, ['depth_head', 'depth_unet', 'vae'])
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VPDDepth, '__init__', refuse_model)
+        cached = load_engine(spec, config)
+        np.testing.assert_array_equal(cached.predict(rgb).depth, first.depth)
+        # tiny has one scene class: scene 0 is the default (their mean); 1 is refused
+        np.testing.assert_array_equal(cached.predict(rgb, scene=0).depth, first.depth)
+        with pytest.raises(ValueError, match='scene'):
+            cached.predict(rgb, scene=1)
+    assert (rebuilds(caplog), exports(caplog)) == (0, [])
+
+    depth = VPDDepth.from_pretrained(str(folder / 'depth'))
+    with torch.no_grad():
+        depth.last_layer_depth[-1].bias += 0.5
+    depth.save_pretrained(str(folder / 'depth'))
+    changed = load_engine(spec, config).predict(rgb)
+    assert (rebuilds(caplog), exports(caplog)) == (1, ['depth_head', 'depth_unet'])
+    assert not np.allclose(changed.depth, first.depth)
+    config.input_size = (64, 128)
+    load_engine(spec, config)
+    assert (rebuilds(caplog), exports(caplog)) == (1, ['depth_head', 'depth_unet', 'vae'])
+
+
+def test_official_checkpoint_is_keyed_by_its_file(tmp_path, caplog, monkeypatch):
+    """An official-layout checkpoint starts from the cache without building a model; the same
+    file rewritten with other weights builds and exports again."""
+    pytest.importorskip('onnxruntime')
+    caplog.set_level(logging.INFO, logger='vpd_ros.engine.deploy')
+    p = get_preset('tiny')
+    torch.manual_seed(5)
+    model = VPDDepth(p['unet'], p['vae'], **p['depth']).eval()
+    path = str(tmp_path / 'depth.pth')
+    torch.save({'model': export_official('depth', model, DEPTH_PREFIXES)}, path)
+    config = BackendConfig(device='cpu', input_size=(64, 64), cache_dir=str(tmp_path / 'c'))
+    rgb = render_scene(HELDOUT_SEEDS_START + 2, width=80, height=64).rgb
+
+    def start():
+        return GraphEngine.from_official(path, None, config=config, preset='tiny')
+    first = start().predict(rgb)
+    assert rebuilds(caplog) == 1
+    caplog.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(VPDDepth, '__init__', refuse_model)
+        np.testing.assert_array_equal(start().predict(rgb).depth, first.depth)
+    assert rebuilds(caplog) == 0
+    with torch.no_grad():
+        model.last_layer_depth[-1].bias += 0.5
+    torch.save({'model': export_official('depth', model, DEPTH_PREFIXES)}, path)
+    assert not np.allclose(start().predict(rgb).depth, first.depth)
+    assert rebuilds(caplog) == 1
 
 
 def test_missing_backend_names_the_extra(monkeypatch, tmp_path):

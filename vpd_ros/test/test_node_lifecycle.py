@@ -1,6 +1,7 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""vpd_node as a real process: compressed input, latest-wins under a burst, lifecycle, signals.
+"""vpd_node as a real process: compressed input, latest-wins under a burst, lifecycle, signals,
+the onnxruntime backend.
 
 One node process (compressed transport, random:tiny at its native 256x256 input, VGA frames)
 serves the module; a camera child process publishes. Each test leaves the node active with its
@@ -186,3 +187,36 @@ def test_lifecycle_failure_keeps_the_node_alive_and_recovers(session: Session) -
     with session.camera('--format', 'jpeg', '--count', '1', '--stamp-base', '300'):
         assert client.spin_until(lambda: any(m.header.stamp.sec == 300 for m in session.depth),
                                  120), session.process.output()[-3000:]
+
+
+def test_onnxruntime_backend_answers_a_frame(session: Session) -> None:
+    """Reconfigured with backend onnxruntime (depth only, 64x64 input), the node exports the
+    graphs into cache_dir and publishes the torch engine's depth; then it is set back."""
+    pytest.importorskip('onnxruntime')
+    client, name = session.client, session.node_name
+    cache = session.tmp / 'graph_cache'
+
+    def reconfigure(values: dict) -> None:
+        assert client.change_state(name, Transition.TRANSITION_DEACTIVATE)
+        assert client.change_state(name, Transition.TRANSITION_CLEANUP)
+        assert all(r.successful for r in client.set_parameters(name, values))
+        assert client.change_state(name, Transition.TRANSITION_CONFIGURE, timeout=600), \
+            session.process.output()[-3000:]
+        assert client.change_state(name, Transition.TRANSITION_ACTIVATE)
+    reconfigure({'backend': 'onnxruntime', 'cache_dir': str(cache), 'tasks': 'depth',
+                 'default_query': '', 'input_size': [64, 64]})
+    try:
+        with session.camera('--format', 'png', '--count', '1', '--stamp-base', '500'):
+            assert session.client.spin_until(
+                lambda: any(m.header.stamp.sec == 500 for m in session.depth), 120), \
+                session.process.output()[-3000:]
+    finally:
+        reconfigure({'backend': 'torch', 'cache_dir': '', 'tasks': 'both',
+                     'default_query': 'the red mug', 'input_size': [0, 0]})
+    assert any(n.startswith('depth_unet-') for n in os.listdir(cache))
+    got = image_array(next(m for m in session.depth if m.header.stamp.sec == 500))
+    engine = load_engine(EngineSpec(weights='random:tiny', tasks=('depth',)),
+                         EngineConfig(device='cpu', input_size=(64, 64)))
+    want = engine.predict(camera_frame(SEED, 0, 640, 480)).depth
+    assert np.linalg.norm(got - want) <= 1e-4 * np.linalg.norm(want)
+    assert np.abs(got - want).max() <= 1e-3

@@ -9,7 +9,7 @@ import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
-from vpd_ros.engine.config import EngineConfig, EngineSpec
+from vpd_ros.engine.config import BackendConfig, EngineConfig, EngineSpec
 from vpd_ros.ros.caption import engine_caption
 from vpd_ros.ros.params import (ACTIVATE, CONFIGURE, PARAMETERS, RUNTIME, STARTUP, check_path,
                                 check_value, engine_value, qos_profile, read_config)
@@ -49,6 +49,25 @@ def test_engine_options_map_to_the_engine_and_use_its_rules() -> None:
                                  ('num_threads', -1, 'num_threads'), ('weights', ' ', 'blank')):
         with pytest.raises(ValueError, match=message):
             check_value(name, value)
+
+
+def test_backend_parameters_give_the_backend_config_by_the_engine_rules() -> None:
+    """backend, precision and cache_dir become a BackendConfig; the engine's rules refuse
+    unknown names and combinations the backend cannot run (naming them)."""
+    config = read_config(defaults(backend='openvino', precision='bf16', cache_dir='/tmp/c',
+                                  device='cpu', num_threads=1))
+    assert config.engine == BackendConfig(backend='openvino', precision='bf16',
+                                          cache_dir='/tmp/c', device='cpu', num_threads=1)
+    assert read_config(defaults(backend='onnxruntime')).engine.cache_dir is None
+    for name, value in (('backend', 'tflite'), ('precision', 'int4')):
+        with pytest.raises(ValueError, match=name):
+            check_value(name, value)
+    for changes, message in (({'backend': 'onnxruntime', 'precision': 'fp16'}, 'runs precision'),
+                             ({'precision': 'fp16'}, 'takes dtype'),
+                             ({'backend': 'onnxruntime', 'device': 'cuda'}, 'device cpu'),
+                             ({'backend': 'openvino', 'compile': 'default'}, 'compile')):
+        with pytest.raises(ValueError, match=message):
+            read_config(defaults(**changes))
 
 
 def test_check_value_says_when_a_value_applies() -> None:

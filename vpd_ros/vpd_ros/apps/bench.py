@@ -29,14 +29,13 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..engine.config import COMPILE_MODES, DTYPE_CHOICES
+from ..engine.config import BACKENDS, COMPILE_MODES, DTYPE_CHOICES, engine_config
 from .cli_common import Parser, parse_model_size, parse_size
 from .measure import host_peak_mb, percentiles, reset_host_peak
-from ..engine.deploy.backends import BACKENDS
 from .cli_export import add_graph_arguments
 
 BENCH_HELP = ('benchmark the engine (optionally against the naive baseline) or the node end to '
@@ -196,17 +195,32 @@ def build_engines(weights: str, tasks: Sequence[str],
     again rather than deep-copying: a copied backbone's feature-tap hooks would still write
     to the original.)
     """
-    from ..engine import EngineSpec, load_engine
-
-    spec = EngineSpec(weights=weights, tasks=tuple(tasks))
     engines = {}
     for name, config in configs.items():
-        start = time.perf_counter()
-        engines[name] = load_engine(spec, config)
-        progress(f'built {name} on {engines[name].device} ({model_mb(engines[name]):.0f} MB '
-                 f'{str(engines[name].dtype).replace("torch.", "")}) in '
-                 f'{time.perf_counter() - start:.1f} s')
+        engines[name], seconds = timed_load(weights, tasks, config)
+        progress(f'built {name} on {engines[name].device} ({_fmt(model_mb(engines[name]), 0)} MB '
+                 f'{str(engines[name].dtype).replace("torch.", "")}) in {seconds:.1f} s')
     return engines
+
+
+def timed_load(weights: str, tasks: Sequence[str], config: Any) -> Tuple[Any, float]:
+    """Load an engine; return it and the seconds :func:`load_engine` took (imports done)."""
+    from ..engine import EngineSpec, load_engine
+
+    start = time.perf_counter()
+    engine = load_engine(EngineSpec(weights=weights, tasks=tuple(tasks)), config)
+    return engine, time.perf_counter() - start
+
+
+def cache_starts(weights: str, tasks: Sequence[str], configs: Dict[str, Any]) -> Dict[str, float]:
+    """Seconds each exported-graph engine takes to start again, its graphs now in the cache."""
+    starts = {}
+    for name, config in configs.items():
+        if getattr(config, 'backend', 'torch') != 'torch':
+            engine, starts[name] = timed_load(weights, tasks, config)
+            engine.release()
+            progress(f'start from cache: {name} {starts[name]:.2f} s')
+    return starts
 
 
 @dataclasses.dataclass
@@ -422,6 +436,7 @@ def engine_report(args: argparse.Namespace,
         configs = backend_configs(optimized, args.backend, args.precision, args.cache_dir)
     engines = build_engines(weights, tasks, configs)
     machine = machine_info()  # after the engines: they set torch's thread count (--threads)
+    starts = cache_starts(weights, tasks, configs)
     first = next(iter(engines.values()))
     if first.device.type == 'cuda':
         prime_cuda(first.device)
@@ -433,7 +448,7 @@ def engine_report(args: argparse.Namespace,
         'dtype': {n: str(e.dtype).replace('torch.', '') for n, e in engines.items()},
         'input_size': list(first.input_size), 'frame_size': list(args.frame_size),
         'iterations': args.iterations, 'warmup': args.warmup, 'compile': args.compile,
-        **precision_settings(engines),
+        **precision_settings(engines), 'start_from_cache_s': starts,
         'configs': {n: dataclasses.asdict(c) for n, c in configs.items()},
     }
     results: Dict[int, Dict[str, EngineResult]] = {}
@@ -444,7 +459,7 @@ def engine_report(args: argparse.Namespace,
                   'partial': q != queries[-1],
                   'results': {n: {k: dataclasses.asdict(r) for k, r in by.items()}
                               for n, by in results.items()},
-                  'markdown': results_markdown(results)}
+                  'markdown': results_markdown(results) + starts_markdown(starts)}
         if on_partial is not None and q != queries[-1]:
             on_partial(report)
     name = next(iter(engines))
@@ -457,19 +472,25 @@ def engine_report(args: argparse.Namespace,
     return report
 
 
+def starts_markdown(starts: Dict[str, float]) -> str:
+    """Return the start-from-cache line under the table (empty without exported graphs)."""
+    if not starts:
+        return ''
+    return ('\n\nstart from cache (load_engine with the graphs cached, imports done): '
+            + ', '.join(f'{name} {seconds:.2f} s' for name, seconds in starts.items()))
+
+
 def backend_configs(optimized: Any, backends: Sequence[str], precision: str,
                     cache_dir: Optional[str]) -> Dict[str, Any]:
     """Return one engine configuration per backend.
 
     ``torch`` is the optimized engine; the others run its exported graphs
-    (:class:`vpd_ros.engine.deploy.engine.BackendConfig`).
+    (:class:`vpd_ros.engine.config.BackendConfig`).
     """
-    from ..engine.deploy.engine import BackendConfig
-
     fields = dict(dataclasses.asdict(optimized), dtype='auto')
-    return {b: optimized if b == 'torch' else BackendConfig(
-        **dict(fields, backend=b, precision=precision, cache_dir=cache_dir,
-               device='cuda' if b == 'tensorrt' else fields['device'])) for b in backends}
+    return {b: optimized if b == 'torch' else engine_config(
+        b, precision, cache_dir, **dict(fields, device='cuda' if b == 'tensorrt'
+                                        else fields['device'])) for b in backends}
 
 
 def node_report(args: argparse.Namespace) -> Dict[str, Any]:

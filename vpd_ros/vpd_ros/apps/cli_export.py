@@ -11,7 +11,7 @@ import os
 import shutil
 
 from .cli_common import add_engine_arguments, engine_config_from_args, engine_spec_from_args
-from ..engine.deploy.backends import BACKENDS, PRECISIONS
+from ..engine.config import BACKENDS, PRECISIONS, engine_config
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,14 +39,11 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     """Export (or find in the cache) every graph of the chosen models; print where they are."""
     from ..engine.deploy.cache import MODEL_FILE, default_cache_dir
-    from ..engine.deploy.engine import BackendConfig
-
     from ..engine import load_engine
 
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    config = BackendConfig(**dict(dataclasses.asdict(engine_config_from_args(args)),
-                                  backend=args.backend, precision=args.precision,
-                                  cache_dir=args.cache_dir))
+    config = engine_config(args.backend, args.precision, args.cache_dir,
+                           **dataclasses.asdict(engine_config_from_args(args)))
     engine = load_engine(engine_spec_from_args(args), config)
     for name, path in sorted(engine.graph_files.items()):
         print(f'{name}: {path}')

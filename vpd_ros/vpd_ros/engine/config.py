@@ -20,6 +20,13 @@ DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune')
 ATTENTION_MODES = ('sdpa', 'explicit')
 TASKS = ('depth', 'refer')
+#: Who runs the models: the torch engine, or its exported graphs (engine/deploy/).
+BACKENDS = ('torch', 'onnxruntime', 'openvino', 'tensorrt')
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+#: Precisions each exported-graph backend runs (OpenVINO: inference precision hint of its CPU
+#: plugin; TensorRT: fp16 kernels). The exported graphs are fp32 either way.
+BACKEND_PRECISIONS = {'onnxruntime': ('fp32',), 'openvino': PRECISIONS,
+                      'tensorrt': ('fp32', 'fp16')}
 #: The per-frame settings :meth:`VPDEngine.predict` takes, with their defaults.
 FRAME_DEFAULTS = {'mask_threshold': 0.5, 'scene': None}
 
@@ -80,6 +87,8 @@ CHECKS: Dict[str, Callable[[str, Any], Any]] = {
     'num_threads': _optional_at_least(1),
     'mask_threshold': _open_unit,
     'scene': _optional_at_least(0),
+    'backend': _choice(*BACKENDS),
+    'precision': _choice(*PRECISIONS),
 }
 
 
@@ -159,6 +168,62 @@ class EngineConfig:
         for f in fields(self):
             if f.name in CHECKS:
                 setattr(self, f.name, check_option(f.name, getattr(self, f.name)))
+
+
+@dataclass
+class BackendConfig(EngineConfig):
+    """:class:`EngineConfig` plus the deployment backend that runs the exported graphs.
+
+    Args:
+        backend: ``onnxruntime``, ``openvino`` (CPU) or ``tensorrt`` (CUDA, through ONNX
+            Runtime's TensorRT execution provider).
+        precision: ``fp32``; OpenVINO also ``fp16``/``bf16`` (its inference precision hint),
+            TensorRT ``fp16``. The exported graphs are fp32 either way.
+        cache_dir: where exported graphs and compiled artifacts live (``None``:
+            :func:`~vpd_ros.engine.deploy.cache.default_cache_dir`).
+    """
+
+    backend: str = 'onnxruntime'
+    precision: str = 'fp32'
+    cache_dir: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        """Reject combinations the exported graphs cannot run, naming them."""
+        super().__post_init__()
+        if self.backend == 'torch':
+            raise ValueError(f'backend torch is the torch engine (EngineConfig); '
+                             f'exported graphs run on {", ".join(BACKENDS[1:])}')
+        if self.precision not in BACKEND_PRECISIONS[self.backend]:
+            raise ValueError(f'backend {self.backend!r} runs precision '
+                             f'{", ".join(BACKEND_PRECISIONS[self.backend])}, '
+                             f'not {self.precision!r}')
+        if self.dtype not in ('auto', 'float32'):
+            raise ValueError(f'dtype {self.dtype!r}: exported graphs are fp32; choose a reduced '
+                             'precision with precision=')
+        if self.tta or self.compile != 'none':
+            raise ValueError('tta and compile are torch-engine options; the exported graphs '
+                             'run neither')
+        on_cuda = self.device.startswith('cuda')
+        if self.backend == 'tensorrt' and not on_cuda:
+            raise ValueError("backend 'tensorrt' runs on a CUDA device: set device cuda")
+        if self.backend != 'tensorrt' and on_cuda:
+            raise ValueError(f'backend {self.backend!r} runs on the CPU: set device cpu')
+
+
+def engine_config(backend: str = 'torch', precision: str = 'fp32',
+                  cache_dir: Optional[str] = None, **options: Any) -> EngineConfig:
+    """Return ``backend``'s config: :class:`EngineConfig` (torch) or :class:`BackendConfig`.
+
+    ``options`` are :class:`EngineConfig` fields.
+    """
+    backend = check_option('backend', backend)
+    if backend == 'torch':
+        if check_option('precision', precision) != 'fp32':
+            raise ValueError(f'precision {precision!r} applies to the exported-graph backends; '
+                             'the torch engine takes dtype')
+        return EngineConfig(**options)
+    return BackendConfig(backend=backend, precision=precision, cache_dir=cache_dir or None,
+                         **options)
 
 
 @dataclass(frozen=True)

@@ -142,22 +142,32 @@ class VPDEngine:
                  config: Optional[EngineConfig] = None) -> None:
         if depth is None and refer is None:
             raise ValueError('the engine needs a depth model, a referring model, or both')
-        self.config = config or EngineConfig()
-        self.device = resolve_device(self.config.device)
-        self.dtype = resolve_dtype(self.config.dtype, self.device)
-        if self.config.num_threads is not None and self.device.type == 'cpu':
-            torch.set_num_threads(self.config.num_threads)
+        self._configure(config or EngineConfig())
         self.shared_vae = (depth is not None and refer is not None
                            and depth.backbone.latent_divisor == refer.backbone.latent_divisor
                            and same_weights(depth.backbone.vae, refer.backbone.vae))
         if self.shared_vae:
             refer.backbone.vae = depth.backbone.vae  # one copy in device memory
-        self._clock: Optional[StageClock] = None  # the running frame's, for the hooks
         fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self.depth = self._prepare(depth, fmt, 'depth')
         self.refer = self._prepare(refer, fmt, 'refer')
         native = (depth or refer).backbone.vae.config.sample_size
         self.input_size = self.config.input_size or (int(native), int(native))
+        self._init_serving()
+        if self.config.compile != 'none':
+            self._compile()
+
+    def _configure(self, config: EngineConfig) -> None:
+        """Take the config: device, dtype and (on the CPU) the process's thread count."""
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_dtype(config.dtype, self.device)
+        if config.num_threads is not None and self.device.type == 'cpu':
+            torch.set_num_threads(config.num_threads)
+
+    def _init_serving(self) -> None:
+        """Set the serving state (caches, lock, side stream) once the models are in place."""
+        self._clock: Optional[StageClock] = None  # the running frame's, for the hooks
         self._text_cache: 'OrderedDict[str, Tuple[torch.Tensor, bool]]' = OrderedDict()
         self._scene_cache: Optional[Tuple[int, torch.Tensor]] = None
         #: Turns mask statistics into calibrated scores; set by from_pretrained when present.
@@ -173,8 +183,6 @@ class VPDEngine:
         self._caption_states: Optional[torch.Tensor] = None
         self.caption = DEFAULT_CAPTION
         self._latest: Optional[LatestFrame] = None
-        if self.config.compile != 'none':
-            self._compile()
 
     def _prepare(self, model: Optional[torch.nn.Module], fmt: torch.memory_format, task: str):
         if model is None:

@@ -21,8 +21,9 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from vpd_ros.engine.config import (COMPILE_MODES, DEVICE_CHOICES, DTYPE_CHOICES, FRAME_DEFAULTS,
-                                   EngineConfig, EngineSpec, check_option)
+from vpd_ros.engine.config import (BACKEND_PRECISIONS, BACKENDS, COMPILE_MODES, DEVICE_CHOICES,
+                                   DTYPE_CHOICES, FRAME_DEFAULTS, EngineConfig, EngineSpec,
+                                   check_option, engine_config)
 from vpd_ros.ros.conversions import DEFAULT_MAX_PIXELS
 from vpd_ros.ros.queries import check_printable, parse_queries
 
@@ -106,6 +107,14 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('compile', 'none', f'torch.compile of the backbones: {", ".join(COMPILE_MODES)} '
               '(reduce-overhead = CUDA graphs); compiled during configure', CONFIGURE,
               _engine('compile')),
+    ParamSpec('backend', 'torch', f'who runs the models: {", ".join(BACKENDS)}; the others '
+              'run graphs exported to ONNX once and kept in cache_dir (docs/performance.md)',
+              CONFIGURE, _engine('backend')),
+    ParamSpec('precision', 'fp32', 'precision of an exported-graph backend: ' + '; '.join(
+        f'{b} {", ".join(p)}' for b, p in BACKEND_PRECISIONS.items()) + ' (the torch backend '
+        'takes dtype)', CONFIGURE, _engine('precision')),
+    ParamSpec('cache_dir', '', 'folder of the exported graphs; blank = $VPD_ROS_CACHE, else '
+              '~/.cache/vpd_ros', CONFIGURE),
     ParamSpec('num_threads', 0, 'CPU threads for the model; 0 = torch\'s default (all cores)',
               CONFIGURE, _engine('num_threads')),
     ParamSpec('input_size', [0, 0], 'model input [height, width] in pixels, multiples of 32; '
@@ -263,9 +272,10 @@ def read_config(values: Mapping[str, Any]) -> NodeConfig:
                       depth_checkpoint=checkpoints['depth'] if 'depth' in tasks else '',
                       refer_checkpoint=checkpoints['refer'] if 'refer' in tasks else '',
                       sd15=values['official.sd15'], tasks=tasks)
-    engine = EngineConfig(**{name: engine_value(name, values[name])
-                             for name in ('device', 'dtype', 'compile', 'num_threads',
-                                          'input_size')})
+    engine = engine_config(values['backend'], values['precision'], values['cache_dir'],
+                           **{name: engine_value(name, values[name])
+                              for name in ('device', 'dtype', 'compile', 'num_threads',
+                                           'input_size')})
     return NodeConfig(
         spec=spec,
         engine=engine,

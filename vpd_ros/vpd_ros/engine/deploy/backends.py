@@ -9,20 +9,19 @@ naming the extra to install.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import logging
 import os
 from typing import Dict, List, Optional
 
 import numpy as np
 
-BACKENDS = ('torch', 'onnxruntime', 'openvino', 'tensorrt')
-PRECISIONS = ('fp32', 'fp16', 'bf16')
+LOG = logging.getLogger('vpd_ros.engine.deploy')
+
 #: backend -> (module, pip extra of vpd_ros).
 LIBRARIES = {'onnxruntime': ('onnxruntime', 'onnxruntime'), 'openvino': ('openvino', 'openvino'),
              'tensorrt': ('onnxruntime', 'tensorrt')}
-#: Precisions each backend runs (OpenVINO: inference precision hint of its CPU plugin).
-BACKEND_PRECISIONS = {'onnxruntime': ('fp32',), 'openvino': PRECISIONS,
-                      'tensorrt': ('fp32', 'fp16')}
 
 
 class BackendUnavailable(RuntimeError):
@@ -46,11 +45,17 @@ def version(backend: str) -> str:
     return lib.get_version() if backend == 'openvino' else lib.__version__
 
 
-def check_precision(backend: str, precision: str) -> None:
-    """Raise ValueError unless the backend runs ``precision``."""
-    if precision not in BACKEND_PRECISIONS[backend]:
-        raise ValueError(f'backend {backend!r} runs precision '
-                         f'{", ".join(BACKEND_PRECISIONS[backend])}, not {precision!r}')
+def optimized_name(path: str) -> str:
+    """Return the file name of ONNX Runtime's optimised copy of the graph at ``path``.
+
+    The first session saves the graph optimised for this CPU in the artifact folder; later ones
+    load it as is (session creation then takes a fraction of a second). The name holds the
+    source file's path, size and mtime, so a changed graph is optimised again. Not for graphs
+    with external data (the sd15 UNets): that would be a second multi-GB copy.
+    """
+    st = os.stat(path)
+    stamp = f'{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}'
+    return f'optimized-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.onnx'
 
 
 class Runner:
@@ -85,7 +90,18 @@ class Runner:
             providers = [('TensorrtExecutionProvider', trt),
                          ('CUDAExecutionProvider', {'device_id': device_id}),
                          'CPUExecutionProvider']
+        saved = None
+        if backend == 'onnxruntime' and not os.path.exists(path + '.data'):
+            saved = os.path.join(artifacts, optimized_name(path))
+            if os.path.isfile(saved):  # optimised on an earlier start: nothing left to do
+                path, saved = saved, None
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            else:
+                options.optimized_model_filepath = saved + f'.{os.getpid()}.tmp'
+                options.log_severity_level = 3  # its warning: CPU-specific (the folder's key)
         self._session = ort.InferenceSession(path, options, providers=providers)
+        if saved is not None:
+            os.replace(options.optimized_model_filepath, saved)
         self.outputs = [o.name for o in self._session.get_outputs()]
 
     def _init_openvino(self, path: str, artifacts: str, precision: str,
@@ -99,6 +115,11 @@ class Runner:
         if threads:
             config['INFERENCE_NUM_THREADS'] = int(threads)
         compiled = core.compile_model(os.fspath(path), 'CPU', config)
+        ran = str(compiled.get_property('INFERENCE_PRECISION_HINT'))
+        if precision != 'fp32' and 'float32' in ran:
+            LOG.warning('OpenVINO runs %s in fp32: this CPU offers %s, no %s', os.path.basename(
+                os.path.dirname(path)), ', '.join(core.get_property(
+                    'CPU', 'OPTIMIZATION_CAPABILITIES')), precision)
         self._request = compiled.create_infer_request()
         self.outputs = [o.get_any_name() for o in compiled.outputs]
 

@@ -4,14 +4,18 @@
 
 An entry is ``<root>/<graph>-<digest>/`` holding ``model.onnx`` (and ``model.onnx.data`` for
 graphs over 2 GB), ``key.json`` with the fields that made the digest, and a ``<backend>/`` folder
-per backend for its compiled artifacts. The ONNX key is (graph, weights hash, input size, torch
-version, export format); a backend's artifacts sit in a subfolder keyed by (backend, its version,
-device, precision). A missing entry is built and logged; a changed field gives another digest,
-so a stale entry is never found.
+per backend for its compiled artifacts. The ONNX key is (graph, weights hash, input size, export
+versions: torch, diffusers, transformers, export format and a digest of the export code); a
+backend's artifacts sit in a subfolder keyed by (backend, its version, device, precision).
+``load-<digest>/`` entries (:mod:`.sources`) map weight files to the graph entries made from them,
+so that a start from the cache builds no torch model. A missing entry is built and logged; a
+changed field gives another digest, so a stale entry is never found.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
 import hashlib
 import json
 import logging
@@ -19,7 +23,8 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict
+from importlib import metadata
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -27,6 +32,9 @@ LOG = logging.getLogger('vpd_ros.engine.deploy')
 #: Bumped whenever the exported graphs change meaning (names, inputs, what they include).
 EXPORT_FORMAT = 1
 MODEL_FILE = 'model.onnx'
+#: The memo of weight-file hashes inside the cache folder (see :func:`file_hashes`).
+HASHES_FILE = 'file-hashes.json'
+READ_BYTES = 1 << 22
 
 
 def default_cache_dir() -> str:
@@ -52,25 +60,57 @@ def key_digest(key: Dict[str, Any]) -> str:
 
 def onnx_key(graph: str, weights: str, size: Any) -> Dict[str, Any]:
     """Return the fields an exported graph depends on."""
-    return {'graph': graph, 'weights': weights, 'input_size': list(size),
-            'torch': torch.__version__, 'format': EXPORT_FORMAT}
+    return {'graph': graph, 'weights': weights, 'input_size': list(size), **export_versions()}
+
+
+@functools.lru_cache(maxsize=1)
+def export_versions() -> Dict[str, Any]:
+    """Return the export code's version: format number, digest of its source, and its libraries'."""
+    package = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    sources = sorted(glob.glob(os.path.join(package, 'model', '**', '*.py'), recursive=True))
+    digest = hashlib.sha256()
+    for path in sources + [os.path.join(os.path.dirname(__file__), 'graphs.py')]:
+        with open(path, 'rb') as f:
+            digest.update(f.read())
+    return {'torch': torch.__version__, 'diffusers': metadata.version('diffusers'),
+            'transformers': metadata.version('transformers'), 'format': EXPORT_FORMAT,
+            'code': digest.hexdigest()[:16]}
+
+
+def lookup(root: str, key: Dict[str, Any]) -> Optional[str]:
+    """Return the folder of ``key``'s complete entry under ``root``, or None."""
+    folder = entry_folder(root, key)
+    return folder if os.path.isfile(os.path.join(folder, 'key.json')) else None
+
+
+def entry_folder(root: str, key: Dict[str, Any]) -> str:
+    """Return where ``key``'s entry lives (or would live) under ``root``."""
+    return os.path.join(root, f"{key['graph']}-{key_digest(key)}")
 
 
 def entry(root: str, key: Dict[str, Any], build: Callable[[str], None]) -> str:
-    """Return the folder of ``key``'s entry under ``root``, building it when there is none.
+    """Return the folder of ``key``'s entry under ``root``, exporting it when there is none.
 
     ``build(folder)`` writes into a temporary folder, renamed to the entry when complete.
     """
-    folder = os.path.join(root, f"{key['graph']}-{key_digest(key)}")
-    if os.path.isfile(os.path.join(folder, 'key.json')):
+    folder = lookup(root, key)
+    if folder is not None:
         return folder
-    others = _entries_of(root, key['graph'])
+    others = entries_of(root, key['graph'])
     LOG.info('exporting %s to ONNX (no cache entry for weights %s, input %s, torch %s%s) -> %s',
              key['graph'], key['weights'][:12], 'x'.join(map(str, key['input_size'])),
              key['torch'], f'; {len(others)} other entries of it: {", ".join(others)}'
-             if others else '', folder)
-    os.makedirs(root, exist_ok=True)
+             if others else '', entry_folder(root, key))
     start = time.perf_counter()
+    folder = store(root, key, build)
+    LOG.info('exported %s in %.1f s', key['graph'], time.perf_counter() - start)
+    return folder
+
+
+def store(root: str, key: Dict[str, Any], build: Callable[[str], None]) -> str:
+    """Write ``key``'s entry: ``build(folder)`` fills a temporary folder renamed when complete."""
+    folder = entry_folder(root, key)
+    os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{key['graph']}-", dir=root)
     try:
         build(tmp)
@@ -83,14 +123,56 @@ def entry(root: str, key: Dict[str, Any], build: Callable[[str], None]) -> str:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    LOG.info('exported %s in %.1f s', key['graph'], time.perf_counter() - start)
     return folder
 
 
-def _entries_of(root: str, graph: str) -> list:
+def entries_of(root: str, graph: str) -> List[str]:
+    """Names of the entries of ``graph`` under ``root``."""
     if not os.path.isdir(root):
         return []
     return sorted(n for n in os.listdir(root) if n.startswith(graph + '-'))
+
+
+def file_hashes(paths: Sequence[str], root: str) -> List[str]:
+    """SHA-256 of each file, streamed; memoised in ``<root>/file-hashes.json``.
+
+    The memo is keyed by real path and trusted while size, mtime, ctime and inode are unchanged
+    (any rewrite or copy changes ctime), so an unchanged file is read once.
+    """
+    memo_path = os.path.join(root, HASHES_FILE)
+    try:
+        with open(memo_path, encoding='utf-8') as f:
+            memo = json.load(f)
+    except (OSError, ValueError):
+        memo = {}
+    out, changed = [], False
+    for path in paths:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        known = memo.get(real)
+        if not known or known[:-1] != stamp:
+            known = memo[real] = stamp + [_sha256(real)]
+            changed = True
+        out.append(known[-1])
+    if changed:
+        try:
+            os.makedirs(root, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix='.file-hashes-', dir=root)
+            with os.fdopen(fd, 'w', encoding='utf-8') as f:
+                json.dump(memo, f, indent=0, sort_keys=True)
+            os.replace(tmp, memo_path)
+        except OSError as err:  # a read-only cache still serves; the files are hashed again
+            LOG.warning('cannot memoise weight-file hashes in %s: %s', root, err)
+    return out
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(READ_BYTES), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def artifacts_dir(folder: str, backend: str, version: str, device: str, precision: str) -> str:

@@ -15,106 +15,126 @@ import gc
 import os
 import platform
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from ..config import EngineConfig
+from ..config import BackendConfig, EngineConfig, check_tasks
 from ..runner import VPDEngine
+from ..score_calibration import ScoreCalibration
 from ...model.text import TextFeatures, tokenize
-from .backends import BACKENDS, Runner, check_precision, library, version
-from .cache import MODEL_FILE, artifacts_dir, default_cache_dir, entry, onnx_key, weights_hash
+from .backends import Runner, library, version
+from .cache import (LOG, MODEL_FILE, artifacts_dir, default_cache_dir, entry, entry_folder,
+                    onnx_key, weights_hash)
+from .sources import (describe, find_load, load_key, official_source, preset_source,
+                      pretrained_source, save_load)
 from .graphs import FEATURES, GraphSpec, depth_specs, export_graph, refer_specs, vae_spec
 
 
-@dataclass
-class BackendConfig(EngineConfig):
-    """:class:`EngineConfig` plus the deployment backend.
-
-    Args:
-        backend: ``onnxruntime``, ``openvino`` (CPU) or ``tensorrt`` (CUDA, through ONNX
-            Runtime's TensorRT execution provider).
-        precision: ``fp32``; OpenVINO also ``fp16``/``bf16`` (its inference precision hint),
-            TensorRT ``fp16``. The exported graphs are fp32 either way.
-        cache_dir: where exported graphs and compiled artifacts live (``None``:
-            :func:`~vpd_ros.engine.deploy.cache.default_cache_dir`).
-    """
-
-    backend: str = 'onnxruntime'
-    precision: str = 'fp32'
-    cache_dir: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        """Reject combinations the exported graphs cannot run, naming them."""
-        super().__post_init__()
-        if self.backend not in BACKENDS[1:]:
-            raise ValueError(f'backend {self.backend!r} not in {", ".join(BACKENDS[1:])}')
-        check_precision(self.backend, self.precision)
-        if self.dtype not in ('auto', 'float32'):
-            raise ValueError(f'dtype {self.dtype!r}: exported graphs are fp32; choose a reduced '
-                             'precision with precision=')
-        if self.tta or self.compile != 'none':
-            raise ValueError('tta and compile are torch-engine options; the exported graphs '
-                             'run neither')
-        on_cuda = self.device.startswith('cuda')
-        if self.backend == 'tensorrt' and not on_cuda:
-            raise ValueError("backend 'tensorrt' runs on a CUDA device: set device cuda")
-        if self.backend != 'tensorrt' and on_cuda:
-            raise ValueError(f'backend {self.backend!r} runs on the CPU: set device cpu')
-
-
 class GraphEngine(VPDEngine):
-    """Run VPD through exported graphs; same arguments as :class:`VPDEngine`."""
+    """Run VPD through exported graphs; same arguments and constructors as :class:`VPDEngine`.
+
+    Given torch models, it exports the graphs missing from the cache. The ``from_*``
+    constructors first look for the load entry of their weight files (:mod:`.sources`): found,
+    the engine opens the cached graphs without building any torch model.
+    """
 
     def __init__(self, depth: Optional[torch.nn.Module], refer: Optional[torch.nn.Module],
                  config: Optional[EngineConfig] = None) -> None:
-        config = config or BackendConfig()
-        if not isinstance(config, BackendConfig):
-            config = BackendConfig(**dataclasses.asdict(config))
-        library(config.backend)  # a missing extra fails before any loading or exporting
-        if config.device == 'auto':
-            config = dataclasses.replace(
-                config, device='cuda' if config.backend == 'tensorrt' else 'cpu')
-        super().__init__(depth, refer, dataclasses.replace(config, dtype='float32'))
-        self._cache_root = config.cache_dir or default_cache_dir()
-        #: graph name -> the ONNX file it runs from (in the cache)
-        self.graph_files: Dict[str, str] = {}
-        vae_model = self.depth or self.refer
-        vae = self._runner('vae', weights_hash(vae_model.backbone.vae),
-                           lambda: [vae_spec(vae_model.backbone, self.input_size)])
-        other_vae = vae
-        if self.depth is not None and self.refer is not None and not self.shared_vae:
-            other_vae = self._runner('vae', weights_hash(self.refer.backbone.vae),
-                                     lambda: [vae_spec(self.refer.backbone, self.input_size)])
-        if self.depth is not None:
-            self.depth = DepthGraphs(self, self.depth, vae)
-        if self.refer is not None:
-            self.refer = ReferGraphs(self, self.refer, other_vae)
+        super().__init__(depth, refer, backend_config(config))
+        #: what :meth:`_open` runs, and what the load entry records: graph entries per task
+        self.manifest, self.arrays = self._export()
+        self._open()
         gc.collect()  # the torch models are gone; their memory goes back
 
-    def _runner(self, name: str, weights: str,
-                specs: Callable[[], List[GraphSpec]]) -> Runner:
-        """Load graph ``name`` from the cache, exporting it first when its entry is missing."""
-        key = onnx_key(name, weights, self.input_size)
+    @classmethod
+    def _cached(cls, config: Optional[EngineConfig], source: Callable[[str], Dict[str, Any]],
+                build: Callable[[BackendConfig], 'GraphEngine']) -> 'GraphEngine':
+        """Open the load entry of ``source(cache root)``, or ``build`` the engine and record it."""
+        config = backend_config(config)
+        root = config.cache_dir or default_cache_dir()
+        origin = source(root)
+        key = load_key(origin, config.input_size)
+        found = find_load(root, key)
+        if found is None:
+            size = 'native' if config.input_size is None else 'x'.join(map(str, config.input_size))
+            LOG.info('no cached graphs for %s at input %s (load entry %s): building the torch '
+                     'models, exporting what is missing', describe(origin), size,
+                     entry_folder(root, key))
+            engine = build(config)
+            save_load(root, key, engine.manifest, engine.arrays)
+            return engine
+        engine = cls.__new__(cls)
+        engine._configure(config)
+        engine.manifest, engine.arrays = found
+        engine.input_size = tuple(engine.manifest['input_size'])
+        engine.shared_vae = engine.manifest['shared_vae']
+        engine._open()
+        engine._init_serving()
+        return engine
 
-        def build(folder: str) -> None:
-            spec = next(s for s in specs() if s.name == name)
-            export_graph(spec, os.path.join(folder, MODEL_FILE))
+    @classmethod
+    def from_pretrained(cls, folder: str, tasks: Sequence[str] = ('depth', 'refer'),
+                        config: Optional[EngineConfig] = None) -> 'GraphEngine':
+        """Open the cached graphs of a vpd_ros model folder, exporting them on the first start."""
+        check_tasks(tasks)
+        engine = cls._cached(config, lambda root: pretrained_source(folder, tasks, root),
+                             lambda c: super(GraphEngine, cls).from_pretrained(folder, tasks, c))
+        if engine.refer is not None and engine.score_calibration is None:
+            engine.score_calibration = ScoreCalibration.load(os.path.join(folder, 'refer'))
+        return engine
 
-        folder = entry(self._cache_root, key, build)
-        self.graph_files[name] = os.path.join(folder, MODEL_FILE)
-        cfg = self.config
-        artifacts = artifacts_dir(folder, cfg.backend, version(cfg.backend), device_name(
-            self.device), cfg.precision)
-        return Runner(os.path.join(folder, MODEL_FILE), cfg.backend, artifacts, cfg.precision,
-                      cfg.num_threads, self.device.index or 0)
+    @classmethod
+    def from_official(cls, depth_checkpoint: Optional[str], refer_checkpoint: Optional[str],
+                      sd15: Optional[str] = None, config: Optional[EngineConfig] = None,
+                      preset: str = 'sd15') -> 'GraphEngine':
+        """Open the cached graphs of official checkpoints, exporting them on the first start."""
+        return cls._cached(
+            config, lambda root: official_source(depth_checkpoint, refer_checkpoint, sd15,
+                                                 preset, root),
+            lambda c: super(GraphEngine, cls).from_official(depth_checkpoint, refer_checkpoint,
+                                                            sd15, c, preset))
 
-    def _runners(self, names: Sequence[str], model: torch.nn.Module,
+    @classmethod
+    def from_preset(cls, preset: str, tasks: Sequence[str] = ('depth', 'refer'), seed: int = 0,
+                    config: Optional[EngineConfig] = None) -> 'GraphEngine':
+        """Open the cached graphs of a seeded random preset, exporting them on the first start."""
+        check_tasks(tasks)
+        device = backend_config(config).device
+        return cls._cached(config, lambda _root: preset_source(preset, tasks, seed, device),
+                           lambda c: super(GraphEngine, cls).from_preset(preset, tasks, seed, c))
+
+    def _export(self) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+        """Export the torch models' graphs missing from the cache; return what names them."""
+        manifest: Dict[str, Any] = {'input_size': list(self.input_size),
+                                    'shared_vae': self.shared_vae}
+        arrays: Dict[str, np.ndarray] = {}
+        if self.depth is not None:
+            model = self.depth
+            unet, head = self._entries(('depth_unet', 'depth_head'), model, depth_specs)
+            manifest['depth'] = {'vae': self._vae_entry(model), 'unet': unet, 'head': head}
+            arrays['class_embeddings'] = host(model.class_embeddings)
+            arrays['default_text'] = host(model.scene_text(None, 1))
+        if self.refer is not None:
+            model = self.refer
+            names = ('refer_unet', 'refer_head') + (('text',) if model.text_encoder else ())
+            folders = self._entries(names, model, refer_specs) + [None]
+            vae = manifest['depth']['vae'] if self.shared_vae else self._vae_entry(model)
+            manifest['refer'] = {'vae': vae, 'unet': folders[0], 'head': folders[1],
+                                 'text': folders[2], 'token_length': model.token_length}
+        return manifest, arrays
+
+    def _vae_entry(self, model: torch.nn.Module) -> str:
+        """Export (or find) the VAE encoder graph of a task model; return its entry."""
+        backbone = model.backbone
+        return self._entry('vae', weights_hash(backbone.vae),
+                           lambda: [vae_spec(backbone, self.input_size)])
+
+    def _entries(self, names: Sequence[str], model: torch.nn.Module,
                  build: Callable[[torch.nn.Module, Tuple[int, int]], List[GraphSpec]]
-                 ) -> List[Runner]:
-        """One runner per graph name of a task model (the specs are built once, when needed)."""
+                 ) -> List[str]:
+        """One entry per graph name of a task model (the specs are built once, when needed)."""
         weights = weights_hash(model)
         specs: List[GraphSpec] = []
 
@@ -122,7 +142,55 @@ class GraphEngine(VPDEngine):
             if not specs:
                 specs.extend(build(model, self.input_size))
             return specs
-        return [self._runner(name, weights, once) for name in names]
+        return [self._entry(name, weights, once) for name in names]
+
+    def _entry(self, name: str, weights: str, specs: Callable[[], List[GraphSpec]]) -> str:
+        """Return graph ``name``'s entry folder (relative to the cache), exporting it if missing."""
+        key = onnx_key(name, weights, self.input_size)
+
+        def build(folder: str) -> None:
+            spec = next(s for s in specs() if s.name == name)
+            export_graph(spec, os.path.join(folder, MODEL_FILE))
+
+        return os.path.basename(entry(self._cache_root, key, build))
+
+    def _open(self) -> None:
+        """Load the manifest's graphs on the backend (one runner per entry) as task models."""
+        #: graph name -> the ONNX file it runs from (in the cache)
+        self.graph_files: Dict[str, str] = {}
+        runners: Dict[str, Runner] = {}
+
+        def runner(folder: Optional[str]) -> Optional[Runner]:
+            if folder is None:
+                return None
+            if folder not in runners:
+                runners[folder] = self._runner(folder)
+            return runners[folder]
+
+        depth, refer = self.manifest.get('depth'), self.manifest.get('refer')
+        self.depth = self.refer = None
+        if depth is not None:
+            self.depth = DepthGraphs(self, *(runner(depth[k]) for k in ('vae', 'unet', 'head')),
+                                     self.arrays['class_embeddings'],
+                                     self.arrays['default_text'])
+        if refer is not None:
+            self.refer = ReferGraphs(self, *(runner(refer[k])
+                                             for k in ('vae', 'unet', 'head', 'text')),
+                                     refer['token_length'])
+
+    @property
+    def _cache_root(self) -> str:
+        return self.config.cache_dir or default_cache_dir()
+
+    def _runner(self, folder: str) -> Runner:
+        """Load one cached graph entry on the configured backend."""
+        path = os.path.join(self._cache_root, folder, MODEL_FILE)
+        self.graph_files[folder.rsplit('-', 1)[0]] = path
+        cfg = self.config
+        artifacts = artifacts_dir(os.path.dirname(path), cfg.backend, version(cfg.backend),
+                                  device_name(self.device), cfg.precision)
+        return Runner(path, cfg.backend, artifacts, cfg.precision, cfg.num_threads,
+                      self.device.index or 0)
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
@@ -139,25 +207,40 @@ class GraphEngine(VPDEngine):
         return torch.from_numpy(latents)
 
 
+def backend_config(config: Optional[EngineConfig]) -> BackendConfig:
+    """Return ``config`` as a :class:`BackendConfig` for fp32 graphs on a resolved device.
+
+    Raises :class:`~.backends.BackendUnavailable` first when the backend's library is missing.
+    """
+    config = config or BackendConfig()
+    if not isinstance(config, BackendConfig):
+        config = BackendConfig(**dataclasses.asdict(config))
+    library(config.backend)  # a missing extra fails before any loading or exporting
+    device = config.device
+    if device == 'auto':
+        device = 'cuda' if config.backend == 'tensorrt' else 'cpu'
+    return dataclasses.replace(config, device=device, dtype='float32')
+
+
 class DepthGraphs:
     """The depth model as graphs, with :class:`VPDDepth`'s ``forward_latents`` contract."""
 
-    def __init__(self, engine: GraphEngine, model: torch.nn.Module, vae: Runner) -> None:
-        self.engine, self.vae = engine, vae
-        n = model.class_embeddings.shape[0]
-        self.texts = {None: host(model.scene_text(None, 1))}
-        self.texts.update({i: host(model.scene_text(torch.tensor([i]), 1)) for i in range(n)})
-        self.unet, self.head = engine._runners(('depth_unet', 'depth_head'), model, depth_specs)
+    def __init__(self, engine: GraphEngine, vae: Runner, unet: Runner, head: Runner,
+                 class_embeddings: np.ndarray, default_text: np.ndarray) -> None:
+        self.engine, self.vae, self.unet, self.head = engine, vae, unet, head
+        #: (classes, D) scene vectors; the engine checks scene ids against their count
+        self.class_embeddings = torch.from_numpy(class_embeddings)
+        self.default_text = default_text
 
     def forward_latents(self, latents: torch.Tensor, size: Sequence[int],
                         scene: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Predict (1, 1, h, w) metres from latents of the padded image."""
         check_size(self.engine, size)
-        key = None if scene is None else int(scene.reshape(-1)[0])
-        if key not in self.texts:
-            raise ValueError(f'scene id {key} outside [0, {len(self.texts) - 1})')
+        text = self.default_text  # scene ids were checked by the engine (VPDEngine._scene)
+        if scene is not None:
+            text = host(self.class_embeddings[int(scene.reshape(-1)[0])]).reshape(1, 1, -1)
         with self.engine.timed('depth_unet'):
-            feats = self.unet(latents=host(latents), text=self.texts[key])
+            feats = self.unet(latents=host(latents), text=text)
         (depth,) = self.head(**dict(zip(FEATURES, feats)))
         return torch.from_numpy(depth)
 
@@ -165,13 +248,10 @@ class DepthGraphs:
 class ReferGraphs:
     """The referring model (and its text tower) as graphs, with :class:`VPDRefer`'s contract."""
 
-    def __init__(self, engine: GraphEngine, model: torch.nn.Module, vae: Runner) -> None:
-        self.engine, self.vae = engine, vae
-        self.token_length = model.token_length
-        names = ('refer_unet', 'refer_head') + (('text',) if model.text_encoder else ())
-        runners = engine._runners(names, model, refer_specs)
-        self.unet, self.head = runners[:2]
-        self.text = runners[2] if len(runners) > 2 else None
+    def __init__(self, engine: GraphEngine, vae: Runner, unet: Runner, head: Runner,
+                 text: Optional[Runner], token_length: int) -> None:
+        self.engine, self.vae, self.unet, self.head = engine, vae, unet, head
+        self.text, self.token_length = text, token_length
 
     def encode_text(self, texts: Sequence[str]) -> TextFeatures:
         """Return CLIP ``last_hidden_state`` (Q, L, D) for texts."""
