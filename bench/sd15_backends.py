@@ -39,7 +39,7 @@ from vpd_ros.model.text import build_text_encoder  # noqa: E402
 def finite_state(kind: str) -> dict:
     """Random official-layout tensors whose BatchNorm variances are positive.
 
-    Drawn as N(0, 0.02) like the rest, negative variances made the depth head return NaN,
+    Drawn around 0 like the rest, negative variances made the depth head return NaN,
     and the deviation from torch NaN with it (the 2026-11-30 run).
     """
     state = random_official_state(kind, seed=1)

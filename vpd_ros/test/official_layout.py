@@ -43,7 +43,8 @@ def random_official_state(kind: str, seed: int = 0,
         elif dtype == 'int64':
             state[key] = torch.tensor(7, dtype=torch.int64)
         else:
-            state[key] = torch.randn(shape, generator=gen) * 0.02
+            # Uniform with std 0.02: half the time of randn for the 1e9 values of a full model.
+            state[key] = torch.empty(shape).uniform_(-0.0346, 0.0346, generator=gen)
     return state
 
 
