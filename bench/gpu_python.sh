@@ -22,19 +22,22 @@ gpu_python() {
         export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
     fi
     export PYTHONPATH="$PWD/vpd_ros${PYTHONPATH:+:$PYTHONPATH}"
-    "$PYTHON" -c "import diffusers, torch, transformers, $module
+    # One interpreter start checks the imports and CUDA (each start imports torch: seconds).
+    local code=0
+    SKIP_CUDA_CHECK="${SKIP_CUDA_CHECK:-0}" "$PYTHON" -c "import os, sys
+import diffusers, torch, transformers, $module
 print(f'imports: torch {torch.__version__} (CUDA build {torch.version.cuda}), diffusers '
-      f'{diffusers.__version__}, transformers {transformers.__version__}')" || {
-        echo "$name: $PYTHON cannot import diffusers/transformers/$module; on a machine" >&2
-        echo "without diffusers run bench/fetch_gpu_wheels.sh where PyPI is reachable, carry .whl/." >&2
-        return 2
-    }
-    [ "${SKIP_CUDA_CHECK:-0}" = 1 ] && return 0
-    if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-        "$PYTHON" -c 'import torch; print(f"torch {torch.__version__}, CUDA build {torch.version.cuda}")' || true
+      f'{diffusers.__version__}, transformers {transformers.__version__}')
+sys.exit(0 if os.environ['SKIP_CUDA_CHECK'] == '1' or torch.cuda.is_available() else 3)" || code=$?
+    if [ "$code" = 3 ]; then
         echo "$name: torch.cuda is not available with $PYTHON (a CPU-only torch wheel or no" >&2
         echo "GPU visible). Run with PYTHON=<an interpreter whose torch has CUDA>." >&2
         return 2
+    elif [ "$code" != 0 ]; then
+        echo "$name: $PYTHON cannot import diffusers/transformers/$module; on a machine" >&2
+        echo "without diffusers run bench/fetch_gpu_wheels.sh where PyPI is reachable, carry .whl/." >&2
+        return 2
     fi
+    [ "${SKIP_CUDA_CHECK:-0}" = 1 ] && return 0
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 }

@@ -29,7 +29,20 @@ def pytest_configure(config: pytest.Config) -> None:
     worker_input = getattr(config, 'workerinput', None)  # set in pytest-xdist workers only
     if worker_input is not None:
         harness.set_session_domain_id(worker_input['vpd_ros_domain_id'])
+        share_cores(worker_input['workercount'])
     harness.apply_session_env(_SESSION_LOG_DIR)
+
+
+def share_cores(workers: int) -> None:
+    """Give each test worker's OpenMP (torch) its share of the cores, unless the user set one.
+
+    Each torch process otherwise starts a thread per core, and the workers' spinning OpenMP
+    threads then take turns on cores the other worker needs: two workers on two cores ran the
+    suite in 9 min 48 s with two threads each and in 7 min 53 s with one.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    threads = max(1, (cores or 1) // max(workers, 1))
+    os.environ.setdefault('OMP_NUM_THREADS', str(threads))
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -103,7 +103,8 @@ class VPDNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         # A steady clock: with use_sim_time and a paused or absent /clock, ROS time stands still
         # but the node keeps working, and its health must still be reported.
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics,
+        period = float(self.settings['diagnostic_updater.period'])
+        self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics,
                                                     callback_group=self._timer_group,
                                                     clock=Clock(clock_type=ClockType.STEADY_TIME))
 

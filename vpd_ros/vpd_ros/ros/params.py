@@ -166,6 +166,8 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               'decoding, pixels', RUNTIME, _at_least(1)),
     ParamSpec('max_query_length', 200, 'longest accepted query, characters', RUNTIME,
               _at_least(1)),
+    ParamSpec('diagnostic_updater.period', 1.0, '/diagnostics publishing period, seconds '
+              '(the parameter name of diagnostic_updater)', STARTUP, _at_least(0.01, ' s')),
     ParamSpec('autostart', True, 'configure and activate at start', STARTUP),
     ParamSpec('allow_download', False, 'let model loading reach the network (Hugging Face '
               'Hub); false sets HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE and HF_DATASETS_OFFLINE',
