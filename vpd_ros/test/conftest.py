@@ -67,7 +67,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked ``gpu`` when torch sees no CUDA device."""
+    """Run modules holding ``slow`` tests first; skip tests marked ``gpu`` without CUDA.
+
+    Test workers take one module at a time in this order, so the long modules start early and
+    the short ones fill the gaps at the end instead of one long module running alone.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker('slow') is not None}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order otherwise
     gpu_items = [item for item in items if item.get_closest_marker('gpu') is not None]
     if not gpu_items:
         return

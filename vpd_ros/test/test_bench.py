@@ -236,6 +236,7 @@ def test_gpu_script_checks_its_interpreter_before_benchmarking(tmp_path):
     assert 'torch.cuda is not available' in (tmp_path / 'gpu_bench.log').read_text()
 
 
+@pytest.mark.slow
 def test_gpu_script_dry_run_leaves_log_progress_and_reports(tmp_path):
     """The dry run (CPU, tiny) goes through every phase and leaves the log and each report."""
     done = run_gpu_script(tmp_path, '--dry-run', PHASES='eager reduce-overhead')

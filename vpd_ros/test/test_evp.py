@@ -372,11 +372,13 @@ def test_cli_infer_runs_evp_files(evp_files, tmp_path):
     assert (tmp_path / 'out' / 'scene_1000000_mask-the-red-ball.png').is_file()
 
 
-def test_cli_eval_runs_evp_files_with_captions_and_tta(evp_files, tmp_path):
+@pytest.mark.slow
+def test_cli_eval_runs_evp_files_with_captions_and_tta(evp_files, tmp_path, capsys):
     """vpd-ros eval: per-image captions and EVP's TTA; the same numbers as the loop in Python.
 
     Every image must have its caption; a file that is no captions file is a usage error.
     """
+    from vpd_ros.apps.cli import main as cli_main
     from vpd_ros.apps.evaluate import evaluate_depth
     from vpd_ros.data import UserDepthFolder
     from vpd_ros.engine import EngineConfig, VPDEngine
@@ -400,8 +402,11 @@ def test_cli_eval_runs_evp_files_with_captions_and_tta(evp_files, tmp_path):
     with pytest.raises(ValueError, match='partial.json: no entry for image scene_1000001'):
         evaluate_depth(engine, data, captions=partial)
     assert engine.caption == 'a room'  # each image is conditioned on its own caption
-    bad = run_cli('eval', '--data', 'user', '--folder', evp_files['data'], '--tasks', 'depth',
-                  '--depth-checkpoint', evp_files['depth'], '--captions', out, '--device',
-                  'cpu', '--input-size', '64x96')
-    assert bad.returncode == 2 and 'holds no caption' in bad.stderr, bad.stderr
-    assert 'Traceback' not in bad.stderr
+    # The refusal in this process (the console script's main): a usage error, no traceback.
+    capsys.readouterr()
+    code = cli_main(['eval', '--data', 'user', '--folder', evp_files['data'], '--tasks',
+                     'depth', '--depth-checkpoint', evp_files['depth'], '--captions', out,
+                     '--device', 'cpu', '--input-size', '64x96'])
+    stderr = capsys.readouterr().err
+    assert code == 2 and 'holds no caption' in stderr, stderr
+    assert 'Traceback' not in stderr

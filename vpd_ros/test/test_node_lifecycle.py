@@ -189,6 +189,7 @@ def test_lifecycle_failure_keeps_the_node_alive_and_recovers(session: Session) -
                                  120), session.process.output()[-3000:]
 
 
+@pytest.mark.slow
 def test_onnxruntime_backend_answers_a_frame(session: Session) -> None:
     """Reconfigured with backend onnxruntime (depth only, 64x64 input), the node exports the
     graphs into cache_dir and publishes the torch engine's depth; then it is set back."""

@@ -55,6 +55,7 @@ def test_process_sample_reads_this_process() -> None:
         process_sample(2 ** 22 + 1, 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_thirty_second_soak_passes(tmp_path: Path) -> None:
     """A 30 s soak at 30 Hz VGA: output, every frame counted, flat memory/threads, clean stop."""
@@ -62,7 +63,7 @@ def test_thirty_second_soak_passes(tmp_path: Path) -> None:
     # Half a minute cannot tell the allocator's settling from a leak as ten can (the 10-minute
     # run in docs/reliability.md: slope +0.6 MB/min, yet its RSS peaked 35 MB above the start;
     # a 60 s run: +7.6 MB/min), so the short run allows 25 MB/min; leaking a decoded VGA frame
-    # per output is about 55 MB/min at 3 outputs/s. The 10-minute soak and test_faults' 20
+    # per output is about 55 MB/min at 3 outputs/s. The 10-minute soak and test_faults'
     # lifecycle cycles watch memory more closely. Latency depends on the machine (vpd-ros soak
     # and bench print it); no bound here.
     command = [sys.executable, '-m', 'vpd_ros.apps.soak', '--duration', '30', '--warmup', '10',

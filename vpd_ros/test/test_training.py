@@ -111,6 +111,7 @@ def test_param_groups_follow_the_official_rules():
     assert not any(p.requires_grad for p in refer.text_encoder.parameters())
 
 
+@pytest.mark.slow
 def test_depth_loss_falls_and_vae_stays_frozen(cache, tmp_path):
     """45 steps on 4 scenes at 64x64 lower the SiLog loss; the VAE weights do not move."""
     model = tiny('depth')
