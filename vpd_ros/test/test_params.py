@@ -12,7 +12,8 @@ from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from vpd_ros.engine.config import BackendConfig, EngineConfig, EngineSpec
 from vpd_ros.ros.caption import engine_caption
 from vpd_ros.ros.params import (ACTIVATE, CONFIGURE, PARAMETERS, RUNTIME, STARTUP, check_path,
-                                check_value, engine_value, qos_profile, read_config)
+                                check_value, default_threads, engine_value, qos_profile,
+                                read_config)
 
 
 def defaults(**changes: Any) -> Dict[str, Any]:
@@ -24,24 +25,27 @@ def defaults(**changes: Any) -> Dict[str, Any]:
 
 
 def test_defaults_give_the_shipped_engine_and_pass_every_check() -> None:
-    """The table's defaults are valid: tiny weights, both tasks, no query, the engine's defaults."""
+    """The table's defaults are valid: tiny weights, both tasks, no query, the engine's defaults
+    but for the threads (the node leaves a core to ROS)."""
     config = read_config(defaults())
     assert config.spec == EngineSpec(weights='tiny', tasks=('depth', 'refer'))
-    assert config.engine == EngineConfig()
+    assert config.engine == EngineConfig(num_threads=default_threads())
     assert config.default_queries == ()
     assert config.output_qos.reliability == ReliabilityPolicy.RELIABLE
     assert {spec.when for spec in PARAMETERS} <= {RUNTIME, ACTIVATE, CONFIGURE, STARTUP}
 
 
 def test_engine_options_map_to_the_engine_and_use_its_rules() -> None:
-    """0 threads, scene -1 and [] input size mean "none"; bad values fail by the engine's rule."""
+    """Scene -1 and [] input size mean "none", 0 threads the node's default; bad values fail by
+    the engine's rule."""
     config = read_config(defaults(num_threads=2, input_size=[64, 96], device='cpu',
                                   dtype='bfloat16', tasks='refer', default_query='a; b'))
     assert config.engine == EngineConfig(device='cpu', dtype='bfloat16', num_threads=2,
                                          input_size=(64, 96))
     assert config.spec.tasks == ('refer',) and config.default_queries == ('a', 'b')
     assert engine_value('scene', -1) is None and engine_value('scene', 3) == 3
-    assert engine_value('num_threads', 0) is None and engine_value('input_size', []) is None
+    assert engine_value('num_threads', 0) == default_threads()
+    assert engine_value('input_size', []) is None
     for name, value, message in (('input_size', [64, 60], 'multiples of 32'),
                                  ('mask_threshold', 1.0, r'\(0, 1\)'),
                                  ('scene', -2, 'scene'), ('device', 'gpu', 'cuda:N'),
@@ -123,3 +127,15 @@ def test_qos_profile_from_names() -> None:
         qos_profile('sometimes', 3)
     with pytest.raises(ValueError, match='depth'):
         qos_profile('reliable', 0)
+
+
+def test_default_threads_leave_a_core_unless_omp_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """num_threads 0: OMP_NUM_THREADS when it is a number, else all cores but one (>= 1)."""
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')
+    assert default_threads() == 3
+    for unusable in ('4,2', ''):
+        monkeypatch.setenv('OMP_NUM_THREADS', unusable)
+        assert default_threads() == max(1, cores - 1)
+    monkeypatch.delenv('OMP_NUM_THREADS')
+    assert default_threads() == max(1, cores - 1)

@@ -601,7 +601,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help='torch.compile mode of the optimized engine (CUDA)')
     p.add_argument('--threads', type=int, default=None,
-                   help='CPU threads (torch.set_num_threads); default: torch\'s choice')
+                   help='CPU threads (torch.set_num_threads); default: torch\'s choice '
+                   '(--node: the node\'s num_threads default, all cores but one)')
     p.add_argument('--compare-baseline', action='store_true',
                    help='also run the naive official-style baseline on the same weights')
     p.add_argument('--variants', nargs='*', default=[], choices=sorted(VARIANTS),

@@ -171,7 +171,8 @@ class VPDNode(LifecycleNode):
         self.get_logger().info(
             f'configured: {source}, tasks {"+".join(engine.tasks)}, device {engine.device}, '
             f'dtype {str(engine.dtype).replace("torch.", "")}, input {engine.input_size}, '
-            f'{(time.perf_counter() - start):.1f} s')
+            + (f'{config.engine.num_threads} threads, ' if engine.device.type == 'cpu' else '')
+            + f'{(time.perf_counter() - start):.1f} s')
         return TransitionCallbackReturn.SUCCESS
 
     def _destroy_outputs(self) -> None:
