@@ -21,7 +21,6 @@ from vpd_ros.model.convert import (DEPTH_PREFIXES, EVP_DEPTH_PREFIXES, EVP_REFER
 from vpd_ros.model.imafr import AttentionDownsamplingModule, group_count
 from vpd_ros.model.official import classify_checkpoint, load_official_checkpoint
 from vpd_ros.engine.tta import shift_window_flip
-from test_cli_infer import vpd_ros as run_cli
 from vpd_ros.apps.captions import CaptionTable
 from vpd_ros.model.official import preset_of_state
 from vpd_ros.model.presets import split_model_name
@@ -358,38 +357,49 @@ def evp_files(tmp_path_factory):
     return files
 
 
-def test_cli_infer_runs_evp_files(evp_files, tmp_path):
-    """vpd-ros infer with EVP's two files (told apart by content) writes depth and masks."""
+def run_main(capsys: pytest.CaptureFixture, *args: str) -> tuple:
+    """Run ``vpd-ros ARGS`` through the console script's ``main`` in this process; return the
+    exit code and what it printed to stdout and stderr."""
+    from vpd_ros.apps.cli import main
+    capsys.readouterr()
+    code = main(list(args))
+    printed = capsys.readouterr()
+    return code, printed.out, printed.err
+
+
+def test_cli_infer_runs_evp_files(evp_files, tmp_path, capsys):
+    """vpd-ros infer with EVP's two files (told apart by content) writes depth and masks.
+
+    Run in this process (the console script's ``main``; test_cli_infer starts the script).
+    """
     image = os.path.join(evp_files['data'], 'rgb', 'scene_1000000.png')
-    done = run_cli('infer', image, '-o', str(tmp_path / 'out'), '-q', 'the red ball',
-                   '--depth-checkpoint', evp_files['depth'], '--refer-checkpoint',
-                   evp_files['refer'], '--caption', 'a small room', '--device', 'cpu',
-                   '--input-size', '64x96')
-    assert done.returncode == 0, done.stderr
-    assert 'processed 1 of 1 images' in done.stdout
+    code, out, err = run_main(capsys, 'infer', image, '-o', str(tmp_path / 'out'), '-q',
+                              'the red ball', '--depth-checkpoint', evp_files['depth'],
+                              '--refer-checkpoint', evp_files['refer'], '--caption',
+                              'a small room', '--device', 'cpu', '--input-size', '64x96')
+    assert code == 0, err
+    assert 'processed 1 of 1 images' in out
     depth = np.load(tmp_path / 'out' / 'scene_1000000_depth.npy')
     assert depth.shape == (240, 320) and np.isfinite(depth).all()
     assert (tmp_path / 'out' / 'scene_1000000_mask-the-red-ball.png').is_file()
 
 
-@pytest.mark.slow
 def test_cli_eval_runs_evp_files_with_captions_and_tta(evp_files, tmp_path, capsys):
     """vpd-ros eval: per-image captions and EVP's TTA; the same numbers as the loop in Python.
 
     Every image must have its caption; a file that is no captions file is a usage error.
     """
-    from vpd_ros.apps.cli import main as cli_main
     from vpd_ros.apps.evaluate import evaluate_depth
     from vpd_ros.data import UserDepthFolder
     from vpd_ros.engine import EngineConfig, VPDEngine
     out = str(tmp_path / 'metrics.json')
-    done = run_cli('eval', '--data', 'user', '--folder', evp_files['data'], '--json',
-                   evp_files['json'], '--depth-checkpoint', evp_files['depth'],
-                   '--refer-checkpoint', evp_files['refer'], '--captions',
-                   evp_files['captions'], '--tta', '--device', 'cpu', '--input-size', '64x96',
-                   '--json-out', out)
-    assert done.returncode == 0, done.stderr
-    assert 'depth: d1 ' in done.stdout and 'refer: oIoU ' in done.stdout
+    code, stdout, stderr = run_main(
+        capsys, 'eval', '--data', 'user', '--folder', evp_files['data'], '--json',
+        evp_files['json'], '--depth-checkpoint', evp_files['depth'], '--refer-checkpoint',
+        evp_files['refer'], '--captions', evp_files['captions'], '--tta', '--device', 'cpu',
+        '--input-size', '64x96', '--json-out', out)
+    assert code == 0, stderr
+    assert 'depth: d1 ' in stdout and 'refer: oIoU ' in stdout
     with open(out, encoding='utf-8') as f:
         metrics = json.load(f)
     assert metrics['depth']['count'] == 2 and metrics['refer']['count'] > 2
@@ -402,11 +412,8 @@ def test_cli_eval_runs_evp_files_with_captions_and_tta(evp_files, tmp_path, caps
     with pytest.raises(ValueError, match='partial.json: no entry for image scene_1000001'):
         evaluate_depth(engine, data, captions=partial)
     assert engine.caption == 'a room'  # each image is conditioned on its own caption
-    # The refusal in this process (the console script's main): a usage error, no traceback.
-    capsys.readouterr()
-    code = cli_main(['eval', '--data', 'user', '--folder', evp_files['data'], '--tasks',
-                     'depth', '--depth-checkpoint', evp_files['depth'], '--captions', out,
-                     '--device', 'cpu', '--input-size', '64x96'])
-    stderr = capsys.readouterr().err
+    code, _, stderr = run_main(capsys, 'eval', '--data', 'user', '--folder', evp_files['data'],
+                               '--tasks', 'depth', '--depth-checkpoint', evp_files['depth'],
+                               '--captions', out, '--device', 'cpu', '--input-size', '64x96')
     assert code == 2 and 'holds no caption' in stderr, stderr
     assert 'Traceback' not in stderr
