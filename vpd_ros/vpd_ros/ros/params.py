@@ -108,7 +108,8 @@ class ParamSpec:
 
 PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('weights', 'tiny', 'model to load: a shipped name (tiny), a vpd_ros model folder '
-              '(save_pretrained) or random:<preset> (random weights, tests)', CONFIGURE,
+              '(save_pretrained) or random:<preset> (random weights, tests; tiny, sd15, '
+              'evp-tiny, evp-sd15)', CONFIGURE,
               _weights),
     ParamSpec('official.depth_checkpoint', '', 'official VPD or EVP depth checkpoint (told '
               'apart by content); when '
