@@ -16,6 +16,8 @@ from pathlib import Path
 import harness
 import pytest
 
+from vpd_ros.engine.config import usable_cores  # imports no torch
+
 _SESSION_LOG_DIR: Path | None = None
 
 
@@ -40,8 +42,7 @@ def share_cores(workers: int) -> None:
     threads then take turns on cores the other worker needs: two workers on two cores ran the
     suite in 9 min 48 s with two threads each and in 7 min 53 s with one.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    threads = max(1, (cores or 1) // max(workers, 1))
+    threads = max(1, usable_cores() // max(workers, 1))
     os.environ.setdefault('OMP_NUM_THREADS', str(threads))
 
 

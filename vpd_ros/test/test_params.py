@@ -9,7 +9,7 @@ import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
-from vpd_ros.engine.config import BackendConfig, EngineConfig, EngineSpec
+from vpd_ros.engine.config import BackendConfig, EngineConfig, EngineSpec, usable_cores
 from vpd_ros.ros.caption import engine_caption
 from vpd_ros.ros.params import (ACTIVATE, CONFIGURE, PARAMETERS, RUNTIME, STARTUP, check_path,
                                 check_value, default_threads, engine_value, qos_profile,
@@ -131,7 +131,7 @@ def test_qos_profile_from_names() -> None:
 
 def test_default_threads_leave_a_core_unless_omp_says(monkeypatch: pytest.MonkeyPatch) -> None:
     """num_threads 0: OMP_NUM_THREADS when it is a number, else all cores but one (>= 1)."""
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     monkeypatch.setenv('OMP_NUM_THREADS', '3')
     assert default_threads() == 3
     for unusable in ('4,2', ''):

@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..engine.config import BACKENDS, COMPILE_MODES, DTYPE_CHOICES, engine_config
+from ..engine.config import BACKENDS, COMPILE_MODES, DTYPE_CHOICES, engine_config, usable_cores
 from .cli_common import Parser, parse_model_size, parse_size
 from .measure import host_peak_mb, percentiles, reset_host_peak
 from .cli_export import add_graph_arguments
@@ -81,9 +81,9 @@ def machine_info() -> Dict[str, str]:
     import torch
     import transformers
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     info = {
-        'cpu': cpu_model(), 'cores': str(cores), 'torch_threads': str(torch.get_num_threads()),
+        'cpu': cpu_model(), 'cores': str(usable_cores()),
+        'torch_threads': str(torch.get_num_threads()),
         'gpu': (torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'),
         'python': platform.python_version(), 'torch': torch.__version__,
         'diffusers': diffusers.__version__, 'transformers': transformers.__version__,

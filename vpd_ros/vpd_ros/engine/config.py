@@ -8,6 +8,7 @@ the CLI's options take their choices and checks from here too, so each rule is w
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -257,3 +258,10 @@ class EngineSpec:
     def official(self) -> bool:
         """Whether the official VPD checkpoints replace ``weights``."""
         return bool(self.depth_checkpoint or self.refer_checkpoint)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it), at least 1."""
+    if hasattr(os, 'sched_getaffinity'):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

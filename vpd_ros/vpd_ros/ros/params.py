@@ -23,7 +23,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from vpd_ros.engine.config import (BACKEND_PRECISIONS, BACKENDS, COMPILE_MODES, DEVICE_CHOICES,
                                    DTYPE_CHOICES, FRAME_DEFAULTS, EngineConfig, EngineSpec,
-                                   check_option, engine_config)
+                                   check_option, engine_config, usable_cores)
 from vpd_ros.ros.conversions import DEFAULT_MAX_PIXELS
 from vpd_ros.ros.queries import check_printable, parse_queries
 
@@ -48,9 +48,7 @@ def default_threads() -> int:
     try:
         return max(1, int(os.environ.get('OMP_NUM_THREADS', '')))
     except ValueError:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
-            os.cpu_count() or 1)
-        return max(1, cores - 1)
+        return max(1, usable_cores() - 1)
 
 
 #: Parameter value -> engine value where ROS parameters cannot say "none" (0, -1, [0, 0]).
