@@ -306,6 +306,25 @@ def test_random_evp_weights_by_name():
         load_engine(EngineSpec(weights='random:evp-huge'))
 
 
+def test_saved_evp_folders_load_as_evp(tmp_path):
+    """A folder of save_pretrained EVP models loads as EVP, with the same outputs; a folder
+    whose config names a model of the other task is refused, naming the class."""
+    from vpd_ros.engine import EngineConfig, EngineSpec, load_engine
+    config = EngineConfig(input_size=(64, 64))
+    engine = load_engine(EngineSpec(weights='random:evp-tiny'), config)
+    engine.depth.save_pretrained(str(tmp_path / 'evp' / 'depth'))
+    engine.refer.save_pretrained(str(tmp_path / 'evp' / 'refer'))
+    loaded = load_engine(EngineSpec(weights=str(tmp_path / 'evp')), config)
+    assert isinstance(loaded.depth, EVPDepth) and isinstance(loaded.refer, EVPRefer)
+    frame = (torch.rand(48, 80, 3) * 255).to(torch.uint8).numpy()
+    want, got = engine.predict(frame, ['the mug']), loaded.predict(frame, ['the mug'])
+    np.testing.assert_array_equal(got.depth, want.depth)
+    np.testing.assert_array_equal(got.masks, want.masks)
+    engine.refer.save_pretrained(str(tmp_path / 'swapped' / 'depth'))
+    with pytest.raises(ValueError, match="names class 'EVPRefer', not a depth model"):
+        load_engine(EngineSpec(weights=str(tmp_path / 'swapped'), tasks=('depth',)), config)
+
+
 def test_caption_table_names_images_by_whole_path_components(tmp_path):
     """Keys name images by path suffix (whole components, extension optional), never by text."""
     table = CaptionTable({'nyu_depth_v2/official_splits/test/bathroom/rgb_00045.jpg': 'a bath',

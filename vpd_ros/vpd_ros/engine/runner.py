@@ -30,6 +30,7 @@ from ..model import EVPDepth, EVPRefer, VPDDepth, VPDRefer, get_preset
 from ..model.presets import FAMILIES, split_model_name
 from ..model.evp_depth import DEFAULT_CAPTION
 from ..model.official import load_official_checkpoint
+from ..model.pretrained import saved_class_name
 from ..model.attention import AttentionMapProcessor
 from ..model.depth import check_scene_ids
 from ..model.text import tokenize
@@ -44,6 +45,8 @@ COMPILE_CACHE_LIMIT = 64
 #: Model attribute -> stage suffix of its forward time (``depth_unet``, ``refer_imafr``, ...).
 TIMED_PARTS = {'backbone': 'unet', 'aggregation': 'imafr', 'bins': 'bins'}
 #: Preset section -> (model class, whether it takes the preset's CLIP text config).
+#: task -> the model classes a saved folder of that task may hold (the first: no class named).
+TASK_MODELS = {'depth': (VPDDepth, EVPDepth), 'refer': (VPDRefer, EVPRefer)}
 PRESET_MODELS = {'depth': (VPDDepth, False), 'refer': (VPDRefer, True),
                  'evp_depth': (EVPDepth, True), 'evp_refer': (EVPRefer, True)}
 
@@ -92,6 +95,16 @@ class LatestFrame:
     refer_latents: Optional[torch.Tensor]
     depth: Optional[np.ndarray]
     size: Tuple[int, int]
+
+
+def saved_model_class(folder: str, task: str) -> type:
+    """Return the class that wrote a task's saved folder (VPD when its config names none)."""
+    name = saved_class_name(folder)
+    for model_cls in TASK_MODELS[task]:
+        if name in (None, model_cls.__name__):
+            return model_cls
+    raise ValueError(f'{folder}: config.json names class {name!r}, not a {task} model '
+                     f'({", ".join(c.__name__ for c in TASK_MODELS[task])})')
 
 
 def resolve_device(device: str) -> torch.device:
@@ -266,16 +279,18 @@ class VPDEngine:
     @classmethod
     def from_pretrained(cls, folder: str, tasks: Sequence[str] = ('depth', 'refer'),
                         config: Optional[EngineConfig] = None) -> 'VPDEngine':
-        """Load a vpd_ros model folder holding ``depth/`` and/or ``refer/`` (save_pretrained)."""
+        """Load a vpd_ros model folder holding ``depth/`` and/or ``refer/`` (save_pretrained).
+
+        Each sub-folder's ``config.json`` names its class, VPD's or EVP's (as diffusers does).
+        """
         check_tasks(tasks)
         models = {}
-        for task, model_cls in (('depth', VPDDepth), ('refer', VPDRefer)):
+        for task in tasks:
             sub = os.path.join(folder, task)
-            if task in tasks:
-                if not os.path.isdir(sub):
-                    raise FileNotFoundError(f'{sub} not found: task {task!r} needs a {task}/ '
-                                            f'folder in {folder}')
-                models[task] = model_cls.from_pretrained(sub)
+            if not os.path.isdir(sub):
+                raise FileNotFoundError(f'{sub} not found: task {task!r} needs a {task}/ '
+                                        f'folder in {folder}')
+            models[task] = saved_model_class(sub, task).from_pretrained(sub)
         engine = cls(models.get('depth'), models.get('refer'), config)
         if engine.refer is not None:
             engine.score_calibration = ScoreCalibration.load(os.path.join(folder, 'refer'))

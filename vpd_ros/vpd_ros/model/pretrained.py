@@ -61,6 +61,19 @@ def load_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], sourc
             raise CheckpointMismatchError(f'{source}: tensors left unset: {", ".join(left[:20])}')
 
 
+def saved_class_name(folder: str) -> Optional[str]:
+    """Return the model class a ``save_pretrained`` folder was written by (its ``_class_name``).
+
+    ``None`` when ``config.json`` is missing or names no class; ``from_pretrained`` then says
+    what is missing.
+    """
+    path = os.path.join(folder, CONFIG_NAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f).get('_class_name')
+
+
 class PretrainedMixin:
     """Strict, pickle-free ``save_pretrained``/``from_pretrained``; list it before ``ModelMixin``.
 
