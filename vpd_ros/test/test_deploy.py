@@ -17,9 +17,10 @@ from official_layout import export_official
 from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
 from vpd_ros.engine.deploy.backends import BackendUnavailable, Runner
 from vpd_ros.engine.deploy.engine import BackendConfig, GraphEngine
-from vpd_ros.engine.deploy.graphs import QUERIES, depth_specs, export_graph, refer_specs, vae_spec
-from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
-from vpd_ros.model import VPDDepth, get_preset
+from vpd_ros.engine.deploy.graphs import (QUERIES, copy_graph, depth_specs, export_graph,
+                                          refer_specs, vae_spec)
+from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, VPDEngine, load_engine
+from vpd_ros.model import EVPDepth, EVPRefer, VPDDepth, get_preset
 from vpd_ros.model.convert import DEPTH_PREFIXES
 
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
@@ -65,7 +66,8 @@ def ort_engine(cache_dir):
 @pytest.mark.slow
 def test_export_round_trip(tmp_path, cache_dir, ort_engine, torch_engine):
     """Every graph exported by the engine is valid ONNX that runs to torch's result; the
-    referring graphs take any query count; external data holds the weights when asked."""
+    referring graphs take any query count; external data holds the weights when asked, and a
+    copied graph finds its renamed data file."""
     onnx = pytest.importorskip('onnx')
     specs = (depth_specs(torch_engine.depth, SIZE) + refer_specs(torch_engine.refer, SIZE)
              + [vae_spec(torch_engine.depth.backbone, SIZE)])
@@ -76,8 +78,14 @@ def test_export_round_trip(tmp_path, cache_dir, ort_engine, torch_engine):
     for spec in specs:
         path = paths[spec.name]
         if spec.name == 'depth_head':  # the >2 GB path, taken for a small graph
-            path = str(tmp_path / 'external.onnx')
-            export_graph(spec, path, external_data_bytes=0)
+            os.makedirs(tmp_path / 'cache')
+            export_graph(spec, str(tmp_path / 'cache' / 'model.onnx'), external_data_bytes=0)
+            # as `vpd-ros export --output` copies it: the copy must find its renamed data file
+            os.makedirs(tmp_path / 'out')
+            path = str(tmp_path / 'out' / 'depth_head.onnx')
+            copy_graph(str(tmp_path / 'cache' / 'model.onnx'), path)
+            assert sorted(os.listdir(tmp_path / 'out')) == ['depth_head.onnx',
+                                                             'depth_head.onnx.data']
             assert os.path.getsize(path + '.data') > os.path.getsize(path)
         onnx.checker.check_model(path)
         graph = onnx.load(path, load_external_data=False).graph
@@ -206,6 +214,53 @@ def test_start_from_cache_builds_no_model_and_rebuilds_when_files_or_size_change
     config.input_size = (64, 128)
     assert load_engine(spec, config).predict(rgb).depth.shape == rgb.shape[:2]
     assert (rebuilds(caplog), exports(caplog)) == (1, ['depth_head', 'depth_unet', 'vae'])
+
+
+@pytest.mark.slow
+def test_evp_graphs_equal_torch_and_start_from_cache(tmp_path, caplog, monkeypatch):
+    """EVP (random evp-tiny; both VAE encoders with the same weights, as in EVP's checkpoints,
+    each model dividing by its own latent divisor): depth within 1e-4 rel L2 and 1 mm and
+    masks within 0.05 % of pixels of the torch engine, for the default and a set caption; a
+    second start opens the cached graphs without building a torch model."""
+    pytest.importorskip('onnxruntime')
+    caplog.set_level(logging.INFO, logger='vpd_ros.engine.deploy')
+    size = (64, 64)
+    models = VPDEngine.from_preset('evp-tiny', config=EngineConfig(device='cpu'))
+    depth, refer = models.depth, models.refer
+    # EVP depth keeps no post_quant_conv (decoder side); everything the encoder uses is copied
+    loaded = refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict(), strict=False)
+    assert not loaded.unexpected_keys
+    assert depth.backbone.latent_divisor != refer.backbone.latent_divisor
+    want_engine = VPDEngine(depth, refer, EngineConfig(device='cpu', input_size=size))
+    config = BackendConfig(device='cpu', input_size=size, cache_dir=str(tmp_path))
+    engine = GraphEngine(depth, refer, config)
+    assert engine.takes_caption and not engine.shared_vae
+    assert set(engine.graph_files) == {'depth_vae', 'depth_unet', 'depth_head', 'depth_text',
+                                       'refer_vae', 'refer_unet', 'refer_head', 'text'}
+    rgb = render_scene(HELDOUT_SEEDS_START, width=160, height=120).rgb
+    depths = []
+    for caption in (None, 'a long corridor with doors'):
+        if caption:
+            want_engine.set_caption(caption)
+            engine.set_caption(caption)
+        want, got = want_engine.predict(rgb, QUERY_TEXTS), engine.predict(rgb, QUERY_TEXTS)
+        assert rel_l2(got.depth, want.depth) <= 1e-4
+        assert np.abs(got.depth - want.depth).max() <= 1e-3
+        assert got.masks.shape == want.masks.shape == (2,) + rgb.shape[:2]
+        assert (got.masks != want.masks).mean() <= 5e-4
+        depths.append(got.depth)
+    assert not np.array_equal(*depths)  # the caption reaches the depth graphs
+
+    spec = EngineSpec(weights='random:evp-tiny')
+    first = load_engine(spec, config).predict(rgb, QUERY_TEXTS)
+    assert rebuilds(caplog) == 1
+    with monkeypatch.context() as patch:
+        patch.setattr(EVPDepth, '__init__', refuse_model)
+        patch.setattr(EVPRefer, '__init__', refuse_model)
+        cached = load_engine(spec, config).predict(rgb, QUERY_TEXTS)
+    assert rebuilds(caplog) == 1
+    np.testing.assert_array_equal(cached.depth, first.depth)
+    np.testing.assert_array_equal(cached.masks, first.masks)
 
 
 @pytest.mark.slow

@@ -141,10 +141,9 @@ def engine_from_args(args: argparse.Namespace) -> Any:
     from ..engine import load_engine
     engine = load_engine(engine_spec_from_args(args), engine_config_from_args(args))
     if args.caption is not None or args.caption_embedding:
-        from ..model import EVPDepth
         from ..model.evp_depth import load_caption_embedding
         option = '--caption' if args.caption is not None else '--caption-embedding'
-        if not isinstance(engine.depth, EVPDepth):
+        if not engine.takes_caption:
             raise ValueError(f'{option} needs an EVP depth model (--depth-checkpoint '
                              'best_model_nyu.ckpt or --weights random:evp-<size>)')
         if args.caption is not None:

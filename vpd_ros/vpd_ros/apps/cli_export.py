@@ -8,7 +8,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import shutil
 
 from .cli_common import add_engine_arguments, engine_config_from_args, engine_spec_from_args
 from ..engine.config import BACKENDS, PRECISIONS, engine_config
@@ -39,6 +38,7 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     """Export (or find in the cache) every graph of the chosen models; print where they are."""
     from ..engine.deploy.cache import MODEL_FILE, default_cache_dir
+    from ..engine.deploy.graphs import copy_graph
     from ..engine import load_engine
 
     logging.basicConfig(level=logging.INFO, format='%(message)s')
@@ -49,9 +49,6 @@ def run_export(args: argparse.Namespace) -> int:
         print(f'{name}: {path}')
         if args.output:
             os.makedirs(args.output, exist_ok=True)
-            for suffix in ('', '.data'):
-                if os.path.isfile(path + suffix):
-                    shutil.copyfile(path + suffix, os.path.join(args.output,
-                                                                f'{name}.onnx{suffix}'))
+            copy_graph(path, os.path.join(args.output, f'{name}.onnx'))
     print(f'cache: {args.cache_dir or default_cache_dir()} ({MODEL_FILE} per entry)')
     return 0

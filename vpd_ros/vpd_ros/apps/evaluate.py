@@ -20,7 +20,6 @@ import numpy as np
 
 from ..data import render_scene
 from ..engine import VPDEngine
-from ..model import EVPDepth
 from .captions import CaptionTable
 from .metrics import DepthMeter, ReferMeter
 
@@ -94,7 +93,7 @@ def evaluate_depth(engine: VPDEngine, samples: Iterable[Any], min_depth: float =
         captions: EVP depth: each image's caption (as EVP's published test); ``None`` keeps
             the engine's caption for all.
     """
-    if captions is not None and not isinstance(engine.depth, EVPDepth):
+    if captions is not None and not engine.takes_caption:
         raise ValueError('per-image captions need an EVP depth model')
     meter = DepthMeter(min_depth, max_depth, eigen_crop)
     items = islice(iter(samples), limit) if limit else iter(samples)

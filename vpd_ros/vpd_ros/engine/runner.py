@@ -349,7 +349,7 @@ class VPDEngine:
     @property
     def takes_caption(self) -> bool:
         """Whether depth is conditioned on a caption (EVP), not on a scene class (VPD)."""
-        return isinstance(self.depth, EVPDepth)
+        return bool(getattr(self.depth, 'takes_caption', False))
 
     @property
     def token_length(self) -> int:
@@ -423,7 +423,7 @@ class VPDEngine:
 
         EVP depth has no scene classes (it is conditioned on a caption): ``None``.
         """
-        if scene is None or isinstance(self.depth, EVPDepth):
+        if scene is None or self.takes_caption:
             return None
         if self._scene_cache is None or self._scene_cache[0] != scene:
             check_scene_ids([scene], self.depth.class_embeddings.shape[0])
@@ -444,7 +444,7 @@ class VPDEngine:
 
     def set_caption_embedding(self, states: torch.Tensor) -> None:
         """Condition EVP depth on ready CLIP states (1, L, D), e.g. EVP's aggregated embedding."""
-        if not isinstance(self.depth, EVPDepth):
+        if not self.takes_caption:
             raise RuntimeError('only an EVP depth model takes a caption embedding')
         if states.ndim != 3 or states.shape[0] != 1 or states.shape[1] != self.depth.token_length:
             raise ValueError(f'caption embedding must be (1, {self.depth.token_length}, D), got '
@@ -455,7 +455,7 @@ class VPDEngine:
     def _depth_forward(self, latents: torch.Tensor, size: Sequence[int],
                        scene: Optional[torch.Tensor]) -> torch.Tensor:
         """VPD depth is conditioned on a scene-class id, EVP depth on the caption's CLIP states."""
-        if isinstance(self.depth, EVPDepth):
+        if self.takes_caption:
             if self._caption_states is None:
                 self._caption_states = self.depth.encode_text([self.caption]).embeddings
             return self.depth.forward_latents(latents, size, self._caption_states)
@@ -465,7 +465,7 @@ class VPDEngine:
     def _depth_tta(self, x: torch.Tensor, scene: Optional[torch.Tensor]) -> torch.Tensor:
         def predict(batch: torch.Tensor) -> torch.Tensor:
             return self._depth_forward(self._encode(self.depth, batch), batch.shape[-2:], scene)
-        if isinstance(self.depth, EVPDepth):  # EVP's NYUv2 test: 8 windows every 22 px + flips
+        if self.takes_caption:  # EVP's NYUv2 test: 8 windows every 22 px + flips
             return shift_window_flip(predict, x, shift_size=8, official_spacing=True)
         return shift_window_flip(predict, x)
 

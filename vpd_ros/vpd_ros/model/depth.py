@@ -141,6 +141,9 @@ class VPDDepth(PretrainedMixin, ModelMixin, ConfigMixin):
         class_names: optional scene-class names, in ``class_embeddings`` order.
     """
 
+    #: conditioned on a scene-class id (EVP depth: a caption)
+    takes_caption = False
+
     @register_to_config
     def __init__(self, unet_config: Dict[str, Any], vae_config: Dict[str, Any],
                  num_classes: int = 27, embed_dim: int = 192, neck_channels: int = 1536,

@@ -9,7 +9,7 @@ CLIP text tower inside the model.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -71,6 +71,9 @@ class EVPDepth(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
         n_bins, bin_embed_dim, bin_bottleneck, n_attractors, min_temp, max_temp: bins head.
     """
 
+    #: conditioned on a caption's CLIP states (VPD depth: a scene-class id)
+    takes_caption = True
+
     @register_to_config
     def __init__(self, unet_config: Dict[str, Any], vae_config: Dict[str, Any],
                  text_config: Dict[str, Any], token_length: int = 40, embed_dim: int = 192,
@@ -122,9 +125,13 @@ class EVPDepth(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
 
         ``text_embeddings``: CLIP states of the caption, (1 or B, L, D).
         """
-        h, w = int(size[0]), int(size[1])
         context = self.text_context(latents.shape[0], text_embeddings, latents.dtype)
-        neck = self.neck(self.aggregation(self.backbone(latents, context)))
+        return self.head(self.backbone(latents, context), size)
+
+    def head(self, feats: List[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
+        """Return (B, 1, h, w) metres from the backbone's [F1..F4]; (h, w) = valid size."""
+        h, w = int(size[0]), int(size[1])
+        neck = self.neck(self.aggregation(feats))
         neck = neck[:, :, :h // STRIDE, :w // STRIDE]
         features, stages = self.decoder.forward_stages(neck)
         relative = torch.sigmoid(self.last_layer_depth(features)) * self.config.max_depth

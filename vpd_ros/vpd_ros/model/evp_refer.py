@@ -7,7 +7,7 @@ The CLIP text tower is part of the model (and of its checkpoint): it takes token
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -66,8 +66,11 @@ class EVPRefer(EVPTextMixin, PretrainedMixin, ModelMixin, ConfigMixin):
                         size: Sequence[int]) -> torch.Tensor:
         """Return (B, 2, h, w) logits for latents of the padded image (VPDRefer's signature)."""
         context = self.text_context(latents.shape[0], text_embeddings, latents.dtype)
-        logits = self.classifier(self.aggregation(self.backbone(latents, context)))
-        return logits_at_input_size(logits, latents, size)
+        return self.head(self.backbone(latents, context), size)
+
+    def head(self, feats: List[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
+        """Return (B, 2, h, w) logits from the backbone's [F1..F4]; (h, w) = valid size."""
+        return logits_at_input_size(self.classifier(self.aggregation(feats)), feats[0], size)
 
     @classmethod
     def from_official_checkpoint(cls, path: str, preset: str = 'sd15') -> 'EVPRefer':

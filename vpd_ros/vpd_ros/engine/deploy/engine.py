@@ -112,10 +112,15 @@ class GraphEngine(VPDEngine):
         arrays: Dict[str, np.ndarray] = {}
         if self.depth is not None:
             model = self.depth
-            unet, head = self._entries(('depth_unet', 'depth_head'), model, depth_specs)
-            manifest['depth'] = {'vae': self._vae_entry(model), 'unet': unet, 'head': head}
-            arrays['class_embeddings'] = host(model.class_embeddings)
-            arrays['default_text'] = host(model.scene_text(None, 1))
+            names = ('depth_unet', 'depth_head') + (('depth_text',) if model.takes_caption else ())
+            folders = self._entries(names, model, depth_specs)
+            manifest['depth'] = {'vae': self._vae_entry(model), 'unet': folders[0],
+                                 'head': folders[1]}
+            if model.takes_caption:  # EVP: the caption's text tower
+                manifest['depth'].update(text=folders[2], token_length=model.token_length)
+            else:
+                arrays['class_embeddings'] = host(model.class_embeddings)
+                arrays['default_text'] = host(model.scene_text(None, 1))
         if self.refer is not None:
             model = self.refer
             names = ('refer_unet', 'refer_head') + (('text',) if model.text_encoder else ())
@@ -126,9 +131,13 @@ class GraphEngine(VPDEngine):
         return manifest, arrays
 
     def _vae_entry(self, model: torch.nn.Module) -> str:
-        """Export (or find) the VAE encoder graph of a task model; return its entry."""
+        """Export (or find) the VAE encoder graph of a task model; return its entry.
+
+        The key holds the latent divisor too: EVP's two models share SD-1.5's VAE weights but
+        divide its latents by different numbers, and the graph includes the division.
+        """
         backbone = model.backbone
-        return self._entry('vae', weights_hash(backbone.vae),
+        return self._entry('vae', f'{weights_hash(backbone.vae)}/{backbone.latent_divisor!r}',
                            lambda: [vae_spec(backbone, self.input_size)])
 
     def _entries(self, names: Sequence[str], model: torch.nn.Module,
@@ -156,36 +165,41 @@ class GraphEngine(VPDEngine):
 
     def _open(self) -> None:
         """Load the manifest's graphs on the backend (one runner per entry) as task models."""
-        #: graph name -> the ONNX file it runs from (in the cache)
+        #: graph name -> the ONNX file it runs from (in the cache); the VAE graphs are
+        #: ``depth_vae`` and ``refer_vae`` when the two models encode differently (EVP)
         self.graph_files: Dict[str, str] = {}
         runners: Dict[str, Runner] = {}
-
-        def runner(folder: Optional[str]) -> Optional[Runner]:
-            if folder is None:
-                return None
-            if folder not in runners:
-                runners[folder] = self._runner(folder)
-            return runners[folder]
-
         depth, refer = self.manifest.get('depth'), self.manifest.get('refer')
+        two_vaes = depth is not None and refer is not None and depth['vae'] != refer['vae']
+
+        def runners_of(task: str, entries: Dict[str, Any]) -> List[Optional[Runner]]:
+            out: List[Optional[Runner]] = []
+            for part in ('vae', 'unet', 'head', 'text'):
+                folder = entries.get(part)
+                if folder is not None and folder not in runners:
+                    name = folder.rsplit('-', 1)[0]
+                    runners[folder] = self._runner(
+                        folder, f'{task}_vae' if name == 'vae' and two_vaes else name)
+                out.append(None if folder is None else runners[folder])
+            return out
+
         self.depth = self.refer = None
         if depth is not None:
-            self.depth = DepthGraphs(self, *(runner(depth[k]) for k in ('vae', 'unet', 'head')),
-                                     self.arrays['class_embeddings'],
-                                     self.arrays['default_text'])
+            self.depth = DepthGraphs(self, *runners_of('depth', depth),
+                                     depth.get('token_length', 0),
+                                     self.arrays.get('class_embeddings'),
+                                     self.arrays.get('default_text'))
         if refer is not None:
-            self.refer = ReferGraphs(self, *(runner(refer[k])
-                                             for k in ('vae', 'unet', 'head', 'text')),
-                                     refer['token_length'])
+            self.refer = ReferGraphs(self, *runners_of('refer', refer), refer['token_length'])
 
     @property
     def _cache_root(self) -> str:
         return self.config.cache_dir or default_cache_dir()
 
-    def _runner(self, folder: str) -> Runner:
-        """Load one cached graph entry on the configured backend."""
+    def _runner(self, folder: str, name: str) -> Runner:
+        """Load one cached graph entry on the configured backend, as graph ``name``."""
         path = os.path.join(self._cache_root, folder, MODEL_FILE)
-        self.graph_files[folder.rsplit('-', 1)[0]] = path
+        self.graph_files[name] = path
         cfg = self.config
         artifacts = artifacts_dir(os.path.dirname(path), cfg.backend, version(cfg.backend),
                                   device_name(self.device), cfg.precision)
@@ -223,22 +237,42 @@ def backend_config(config: Optional[EngineConfig]) -> BackendConfig:
 
 
 class DepthGraphs:
-    """The depth model as graphs, with :class:`VPDDepth`'s ``forward_latents`` contract."""
+    """The depth model as graphs, with the depth models' ``forward_latents`` contract.
+
+    VPD's is conditioned on a scene id (its scene vectors are arrays here); EVP's on a caption,
+    whose CLIP states its ``text`` graph computes (``takes_caption``).
+    """
 
     def __init__(self, engine: GraphEngine, vae: Runner, unet: Runner, head: Runner,
-                 class_embeddings: np.ndarray, default_text: np.ndarray) -> None:
+                 text: Optional[Runner], token_length: int,
+                 class_embeddings: Optional[np.ndarray], default_text: Optional[np.ndarray]
+                 ) -> None:
         self.engine, self.vae, self.unet, self.head = engine, vae, unet, head
-        #: (classes, D) scene vectors; the engine checks scene ids against their count
-        self.class_embeddings = torch.from_numpy(class_embeddings)
+        self.text, self.token_length = text, token_length
+        self.takes_caption = text is not None
+        #: (classes, D) scene vectors (VPD); the engine checks scene ids against their count
+        self.class_embeddings = (None if class_embeddings is None
+                                 else torch.from_numpy(class_embeddings))
         self.default_text = default_text
 
+    def encode_text(self, texts: Sequence[str]) -> TextFeatures:
+        """Return the caption's CLIP states (B, L, D) (EVP)."""
+        return encode_texts(self.text, texts, self.token_length)
+
     def forward_latents(self, latents: torch.Tensor, size: Sequence[int],
-                        scene: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Predict (1, 1, h, w) metres from latents of the padded image."""
+                        condition: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Predict (1, 1, h, w) metres from latents of the padded image.
+
+        ``condition``: VPD, a scene-id tensor or ``None`` (the mean scene vector); EVP, the
+        caption's CLIP states (1, L, D).
+        """
         check_size(self.engine, size)
-        text = self.default_text  # scene ids were checked by the engine (VPDEngine._scene)
-        if scene is not None:
-            text = host(self.class_embeddings[int(scene.reshape(-1)[0])]).reshape(1, 1, -1)
+        if self.takes_caption:
+            text = host(condition)
+        elif condition is not None:  # scene ids were checked by the engine (VPDEngine._scene)
+            text = host(self.class_embeddings[int(condition.reshape(-1)[0])]).reshape(1, 1, -1)
+        else:
+            text = self.default_text
         with self.engine.timed('depth_unet'):
             feats = self.unet(latents=host(latents), text=text)
         (depth,) = self.head(**dict(zip(FEATURES, feats)))
@@ -246,7 +280,7 @@ class DepthGraphs:
 
 
 class ReferGraphs:
-    """The referring model (and its text tower) as graphs, with :class:`VPDRefer`'s contract."""
+    """The referring model (and its text tower) as graphs, with the referring models' contract."""
 
     def __init__(self, engine: GraphEngine, vae: Runner, unet: Runner, head: Runner,
                  text: Optional[Runner], token_length: int) -> None:
@@ -255,11 +289,7 @@ class ReferGraphs:
 
     def encode_text(self, texts: Sequence[str]) -> TextFeatures:
         """Return CLIP ``last_hidden_state`` (Q, L, D) for texts."""
-        if self.text is None:
-            raise RuntimeError('this referring model has no text encoder')
-        tokens = tokenize(texts, self.token_length)
-        (states,) = self.text(input_ids=tokens.input_ids.numpy())
-        return TextFeatures(embeddings=torch.from_numpy(states), truncated=tokens.truncated)
+        return encode_texts(self.text, texts, self.token_length)
 
     def forward_latents(self, latents: torch.Tensor, text_embeddings: torch.Tensor,
                         size: Sequence[int]) -> torch.Tensor:
@@ -269,6 +299,16 @@ class ReferGraphs:
             feats = self.unet(latents=host(latents), text=host(text_embeddings))
         (logits,) = self.head(**dict(zip(FEATURES, feats)))
         return torch.from_numpy(logits)
+
+
+def encode_texts(text: Optional[Runner], texts: Sequence[str], token_length: int
+                 ) -> TextFeatures:
+    """Tokenize ``texts`` and run the text graph: CLIP states (B, L, D) and truncation flags."""
+    if text is None:
+        raise RuntimeError('this model has no text encoder')
+    tokens = tokenize(texts, token_length)
+    (states,) = text(input_ids=tokens.input_ids.numpy())
+    return TextFeatures(embeddings=torch.from_numpy(states), truncated=tokens.truncated)
 
 
 def check_size(engine: VPDEngine, size: Sequence[int]) -> None:

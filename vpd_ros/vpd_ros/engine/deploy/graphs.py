@@ -9,14 +9,18 @@ graph      inputs                                 outputs
 ========== ====================================== ====================================
 vae        image (1, 3, H, W) in [0, 1]           latents (1, 4, Hp/8, Wp/8), padded
 depth_unet latents, text (1, 1, D) scene vector   f1..f4 (the backbone's feature taps)
+           (EVP: (1, L, D) caption states)
 depth_head f1..f4                                 depth (1, 1, H, W) metres
+depth_text input_ids (1, L) int64 (EVP only)      text (1, L, D), the caption's CLIP states
 refer_unet latents (Q, ..), text (Q, L, D)        f1..f4 (f2, f3 with attention maps)
 refer_head f1..f4                                 logits (Q, 2, H, W)
 text       input_ids (Q, L) int64                 text (Q, L, D), CLIP last_hidden_state
 ========== ====================================== ====================================
 
-Q (queries) is a dynamic axis. The TorchScript tracer exports: torch.export computed something
-else for these models (deployment notes), and every export is checked against torch in the tests.
+Q (queries) is a dynamic axis. VPD and EVP models give the same graphs (EVP's IMAFR and bins
+head are inside its head graphs; its VAE graph divides by its latent divisor). The TorchScript
+tracer exports: torch.export computed something else for these models (deployment notes), and
+every export is checked against torch in the tests.
 """
 
 from __future__ import annotations
@@ -51,15 +55,23 @@ class VaeGraph(nn.Module):
 
 
 class BackboneGraph(nn.Module):
-    """Text adapter and one UNet pass: raw text features and latents -> feature taps."""
+    """Text adapter and one UNet pass: raw text features and latents -> feature taps.
+
+    VPD adapts the text with its backbone's adapter; EVP with its model's (``text_context``).
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.backbone = model.backbone
+        self.text_context = getattr(model, 'text_context', None)
 
     def forward(self, latents: torch.Tensor, text: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return F1..F4."""
-        return tuple(self.backbone(latents, self.backbone.condition(text)))
+        if self.text_context is None:
+            context = self.backbone.condition(text)
+        else:
+            context = self.text_context(latents.shape[0], text, latents.dtype)
+        return tuple(self.backbone(latents, context))
 
 
 class HeadGraph(nn.Module):
@@ -107,14 +119,25 @@ class GraphSpec:
 
 
 def depth_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
-    """Return the depth model's backbone and head graphs at input size ``size``."""
+    """Return the depth model's backbone and head graphs at input size ``size``.
+
+    VPD's text input is a scene vector (1, 1, D); EVP's the caption's CLIP states (1, L, D),
+    from its text tower (the ``depth_text`` graph).
+    """
     latents = _latents(model, size, 1)
-    text = model.scene_text(None, 1)
+    if model.takes_caption:
+        dim = model.backbone.unet.config.cross_attention_dim
+        text = torch.randn(1, model.token_length, dim, device=latents.device)
+    else:
+        text = model.scene_text(None, 1)
     feats = _features(model, latents, text)
-    return [GraphSpec('depth_unet', BackboneGraph(model), {'latents': latents, 'text': text},
-                      FEATURES, False),
-            GraphSpec('depth_head', HeadGraph(model, size), dict(zip(FEATURES, feats)),
-                      ['depth'], False)]
+    specs = [GraphSpec('depth_unet', BackboneGraph(model), {'latents': latents, 'text': text},
+                       FEATURES, False),
+             GraphSpec('depth_head', HeadGraph(model, size), dict(zip(FEATURES, feats)),
+                       ['depth'], False)]
+    if model.takes_caption:
+        specs.append(_text_spec('depth_text', model, 1, False))
+    return specs
 
 
 def refer_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
@@ -129,10 +152,15 @@ def refer_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
              GraphSpec('refer_head', HeadGraph(model, size), dict(zip(FEATURES, feats)),
                        ['logits'], True)]
     if model.text_encoder is not None:
-        ids = torch.zeros(queries, model.token_length, dtype=torch.long, device=latents.device)
-        specs.append(GraphSpec('text', TextGraph(model.text_encoder), {'input_ids': ids},
-                               ['text'], True))
+        specs.append(_text_spec('text', model, queries, True))
     return specs
+
+
+def _text_spec(name: str, model: nn.Module, batch: int, dynamic: bool) -> GraphSpec:
+    """The model's CLIP text tower as graph ``name`` (token ids -> last hidden state)."""
+    device = next(model.parameters()).device
+    ids = torch.zeros(batch, model.token_length, dtype=torch.long, device=device)
+    return GraphSpec(name, TextGraph(model.text_encoder), {'input_ids': ids}, ['text'], dynamic)
 
 
 def vae_spec(backbone: nn.Module, size: Tuple[int, int]) -> GraphSpec:
@@ -174,6 +202,29 @@ def export_graph(spec: GraphSpec, path: str,
         proto = onnx.load(raw)  # the tracer writes one file per tensor past 2 GB: gather them
         onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
                         location=os.path.basename(path) + '.data', size_threshold=1024)
+
+
+def copy_graph(source: str, target: str) -> None:
+    """Copy an exported graph to ``target``, its external data (if any) to ``<target>.data``.
+
+    The graph names its data file; the copy's references are rewritten to the new name, so the
+    copy loads wherever it lies (a plain file copy would still point at ``model.onnx.data``).
+    """
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    if not os.path.isfile(source + '.data'):
+        shutil.copyfile(source, target)
+        return
+    proto = onnx.load(source, load_external_data=False)
+    location = os.path.basename(target) + '.data'
+    for tensor in proto.graph.initializer:
+        if uses_external_data(tensor):
+            for entry in tensor.external_data:
+                if entry.key == 'location':
+                    entry.value = location
+    shutil.copyfile(source + '.data', target + '.data')
+    onnx.save_model(proto, target)
 
 
 def _has_external_files(folder: str) -> bool:
