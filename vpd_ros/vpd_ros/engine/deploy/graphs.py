@@ -157,7 +157,7 @@ def refer_specs(model: nn.Module, size: Tuple[int, int]) -> List[GraphSpec]:
 
 
 def _text_spec(name: str, model: nn.Module, batch: int, dynamic: bool) -> GraphSpec:
-    """The model's CLIP text tower as graph ``name`` (token ids -> last hidden state)."""
+    """Return the model's CLIP text tower as graph ``name`` (token ids -> last hidden state)."""
     device = next(model.parameters()).device
     ids = torch.zeros(batch, model.token_length, dtype=torch.long, device=device)
     return GraphSpec(name, TextGraph(model.text_encoder), {'input_ids': ids}, ['text'], dynamic)
