@@ -218,27 +218,31 @@ def test_start_from_cache_builds_no_model_and_rebuilds_when_files_or_size_change
 
 @pytest.mark.slow
 def test_evp_graphs_equal_torch_and_start_from_cache(tmp_path, caplog, monkeypatch):
-    """EVP (random evp-tiny; both VAE encoders with the same weights, as in EVP's checkpoints,
-    each model dividing by its own latent divisor): depth within 1e-4 rel L2 and 1 mm and
-    masks within 0.05 % of pixels of the torch engine, for the default and a set caption; a
-    second start opens the cached graphs without building a torch model."""
+    """EVP (a saved evp-tiny folder; both VAE encoders with the same weights, as in EVP's
+    checkpoints, each model dividing by its own latent divisor): depth within 1e-4 rel L2 and
+    1 mm and masks within 0.05 % of pixels of the torch engine, for the default and a set
+    caption; a second start opens the cached graphs without building a torch model."""
     pytest.importorskip('onnxruntime')
     caplog.set_level(logging.INFO, logger='vpd_ros.engine.deploy')
-    size = (64, 64)
     models = VPDEngine.from_preset('evp-tiny', config=EngineConfig(device='cpu'))
     depth, refer = models.depth, models.refer
     # EVP depth keeps no post_quant_conv (decoder side); everything the encoder uses is copied
     loaded = refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict(), strict=False)
     assert not loaded.unexpected_keys
     assert depth.backbone.latent_divisor != refer.backbone.latent_divisor
-    want_engine = VPDEngine(depth, refer, EngineConfig(device='cpu', input_size=size))
-    config = BackendConfig(device='cpu', input_size=size, cache_dir=str(tmp_path))
-    engine = GraphEngine(depth, refer, config)
+    depth.save_pretrained(str(tmp_path / 'evp' / 'depth'))
+    refer.save_pretrained(str(tmp_path / 'evp' / 'refer'))
+    spec = EngineSpec(weights=str(tmp_path / 'evp'))
+    size = (64, 64)
+    want_engine = load_engine(spec, EngineConfig(device='cpu', input_size=size))
+    config = BackendConfig(device='cpu', input_size=size, cache_dir=str(tmp_path / 'cache'))
+    engine = load_engine(spec, config)
+    assert rebuilds(caplog) == 1
     assert engine.takes_caption and not engine.shared_vae
     assert set(engine.graph_files) == {'depth_vae', 'depth_unet', 'depth_head', 'depth_text',
                                        'refer_vae', 'refer_unet', 'refer_head', 'text'}
     rgb = render_scene(HELDOUT_SEEDS_START, width=160, height=120).rgb
-    depths = []
+    results = []
     for caption in (None, 'a long corridor with doors'):
         if caption:
             want_engine.set_caption(caption)
@@ -248,19 +252,16 @@ def test_evp_graphs_equal_torch_and_start_from_cache(tmp_path, caplog, monkeypat
         assert np.abs(got.depth - want.depth).max() <= 1e-3
         assert got.masks.shape == want.masks.shape == (2,) + rgb.shape[:2]
         assert (got.masks != want.masks).mean() <= 5e-4
-        depths.append(got.depth)
-    assert not np.array_equal(*depths)  # the caption reaches the depth graphs
+        results.append(got)
+    assert not np.array_equal(results[0].depth, results[1].depth)  # the caption reaches depth
 
-    spec = EngineSpec(weights='random:evp-tiny')
-    first = load_engine(spec, config).predict(rgb, QUERY_TEXTS)
-    assert rebuilds(caplog) == 1
     with monkeypatch.context() as patch:
         patch.setattr(EVPDepth, '__init__', refuse_model)
         patch.setattr(EVPRefer, '__init__', refuse_model)
         cached = load_engine(spec, config).predict(rgb, QUERY_TEXTS)
     assert rebuilds(caplog) == 1
-    np.testing.assert_array_equal(cached.depth, first.depth)
-    np.testing.assert_array_equal(cached.masks, first.masks)
+    np.testing.assert_array_equal(cached.depth, results[0].depth)
+    np.testing.assert_array_equal(cached.masks, results[0].masks)
 
 
 @pytest.mark.slow
