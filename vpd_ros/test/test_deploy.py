@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from deploy_checks import rebuilds, refuse_model, rel_l2
 from official_layout import export_official
 
 from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
@@ -19,8 +20,8 @@ from vpd_ros.engine.deploy.backends import BackendUnavailable, Runner
 from vpd_ros.engine.deploy.engine import BackendConfig, GraphEngine
 from vpd_ros.engine.deploy.graphs import (QUERIES, copy_graph, depth_specs, export_graph,
                                           refer_specs, vae_spec)
-from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, VPDEngine, load_engine
-from vpd_ros.model import EVPDepth, EVPRefer, VPDDepth, get_preset
+from vpd_ros.engine import PACKAGE_WEIGHTS, EngineConfig, EngineSpec, load_engine
+from vpd_ros.model import VPDDepth, get_preset
 from vpd_ros.model.convert import DEPTH_PREFIXES
 
 TINY = os.path.join(PACKAGE_WEIGHTS, 'tiny')
@@ -28,12 +29,6 @@ SIZE = (256, 256)
 QUERY_TEXTS = ['the red box', 'the chair on the left']
 # Exporting the six graphs traces two UNets; with both cores busy elsewhere it took 4.5 min.
 pytestmark = pytest.mark.timeout(900)
-
-
-def rel_l2(a, b):
-    """Relative L2 distance of a to the reference b."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 @pytest.fixture(scope='module')
@@ -168,16 +163,6 @@ def test_cache_is_reused_and_rebuilt_when_weights_change(tmp_path, caplog):
     assert len(entries) == 3 + 2
 
 
-def rebuilds(caplog):
-    """How many times the log says a start found no cached graphs (and built the models)."""
-    return sum(r.msg.startswith('no cached graphs') for r in caplog.records)
-
-
-def refuse_model(*_args, **_kwargs):
-    """Stands in for a model constructor where a start from the cache must build none."""
-    raise AssertionError('a start from the cache built a torch model')
-
-
 @pytest.mark.slow
 def test_start_from_cache_builds_no_model_and_rebuilds_when_files_or_size_change(
         tmp_path, caplog, monkeypatch):
@@ -214,54 +199,6 @@ def test_start_from_cache_builds_no_model_and_rebuilds_when_files_or_size_change
     config.input_size = (64, 128)
     assert load_engine(spec, config).predict(rgb).depth.shape == rgb.shape[:2]
     assert (rebuilds(caplog), exports(caplog)) == (1, ['depth_head', 'depth_unet', 'vae'])
-
-
-@pytest.mark.slow
-def test_evp_graphs_equal_torch_and_start_from_cache(tmp_path, caplog, monkeypatch):
-    """EVP (a saved evp-tiny folder; both VAE encoders with the same weights, as in EVP's
-    checkpoints, each model dividing by its own latent divisor): depth within 1e-4 rel L2 and
-    1 mm and masks within 0.05 % of pixels of the torch engine, for the default and a set
-    caption; a second start opens the cached graphs without building a torch model."""
-    pytest.importorskip('onnxruntime')
-    caplog.set_level(logging.INFO, logger='vpd_ros.engine.deploy')
-    models = VPDEngine.from_preset('evp-tiny', config=EngineConfig(device='cpu'))
-    depth, refer = models.depth, models.refer
-    # EVP depth keeps no post_quant_conv (decoder side); everything the encoder uses is copied
-    loaded = refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict(), strict=False)
-    assert not loaded.unexpected_keys
-    assert depth.backbone.latent_divisor != refer.backbone.latent_divisor
-    depth.save_pretrained(str(tmp_path / 'evp' / 'depth'))
-    refer.save_pretrained(str(tmp_path / 'evp' / 'refer'))
-    spec = EngineSpec(weights=str(tmp_path / 'evp'))
-    size = (64, 64)
-    want_engine = load_engine(spec, EngineConfig(device='cpu', input_size=size))
-    config = BackendConfig(device='cpu', input_size=size, cache_dir=str(tmp_path / 'cache'))
-    engine = load_engine(spec, config)
-    assert rebuilds(caplog) == 1
-    assert engine.takes_caption and not engine.shared_vae
-    assert set(engine.graph_files) == {'depth_vae', 'depth_unet', 'depth_head', 'depth_text',
-                                       'refer_vae', 'refer_unet', 'refer_head', 'text'}
-    rgb = render_scene(HELDOUT_SEEDS_START, width=160, height=120).rgb
-    results = []
-    for caption in (None, 'a long corridor with doors'):
-        if caption:
-            want_engine.set_caption(caption)
-            engine.set_caption(caption)
-        want, got = want_engine.predict(rgb, QUERY_TEXTS), engine.predict(rgb, QUERY_TEXTS)
-        assert rel_l2(got.depth, want.depth) <= 1e-4
-        assert np.abs(got.depth - want.depth).max() <= 1e-3
-        assert got.masks.shape == want.masks.shape == (2,) + rgb.shape[:2]
-        assert (got.masks != want.masks).mean() <= 5e-4
-        results.append(got)
-    assert not np.array_equal(results[0].depth, results[1].depth)  # the caption reaches depth
-
-    with monkeypatch.context() as patch:
-        patch.setattr(EVPDepth, '__init__', refuse_model)
-        patch.setattr(EVPRefer, '__init__', refuse_model)
-        cached = load_engine(spec, config).predict(rgb, QUERY_TEXTS)
-    assert rebuilds(caplog) == 1
-    np.testing.assert_array_equal(cached.depth, results[0].depth)
-    np.testing.assert_array_equal(cached.masks, results[0].masks)
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 # Copyright 2026 The vpd_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""EVP models: official-layout loading, token ids and the head formulas the specification states."""
+"""EVP models: official-layout loading, token ids and the head formulas the specification states;
+the engine, the CLI and the deployment backends on EVP weights."""
 
 import json
+import logging
 import math
 import os
 
@@ -11,7 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from deploy_checks import rebuilds, refuse_model, rel_l2
 from official_layout import export_official, refer_extras
+from vpd_ros.data import HELDOUT_SEEDS_START, render_scene
+from vpd_ros.engine import EngineConfig, EngineSpec, VPDEngine, load_engine
+from vpd_ros.engine.deploy.engine import BackendConfig
 from vpd_ros.model import (CheckpointMismatchError, EVPDepth, EVPRefer, VPDDepth, VPDRefer,
                            get_preset)
 from vpd_ros.model.bins import InverseAttractor, LogBinomial, log_binomial_coefficient
@@ -26,6 +32,7 @@ from vpd_ros.model.official import preset_of_state
 from vpd_ros.model.presets import split_model_name
 
 CLASSES = {'evp_depth': EVPDepth, 'evp_refer': EVPRefer}
+BACKEND_QUERIES = ['the red box', 'the chair on the left']
 PREFIXES = {'evp_depth': EVP_DEPTH_PREFIXES, 'evp_refer': EVP_REFER_PREFIXES}
 
 
@@ -256,7 +263,6 @@ def test_depth_is_not_clamped_to_max_depth():
 
 def test_engine_runs_official_evp_files(tmp_path):
     """The engine loads EVP files by content and runs depth (caption, TTA) and referring."""
-    from vpd_ros.engine import EngineConfig, VPDEngine
     paths = {}
     for kind in ('evp_depth', 'evp_refer'):
         paths[kind] = str(tmp_path / f'{kind}.pth')
@@ -291,7 +297,6 @@ def test_sizes_are_read_from_the_file(tmp_path):
 
 def test_random_evp_weights_by_name():
     """random:evp-<size> builds EVP models of a preset (bench and tests); unknown names listed."""
-    from vpd_ros.engine import EngineConfig, EngineSpec, load_engine
     engine = load_engine(EngineSpec(weights='random:evp-tiny'),
                          EngineConfig(input_size=(64, 64)))
     assert isinstance(engine.depth, EVPDepth) and isinstance(engine.refer, EVPRefer)
@@ -309,7 +314,6 @@ def test_random_evp_weights_by_name():
 def test_saved_evp_folders_load_as_evp(tmp_path):
     """A folder of save_pretrained EVP models loads as EVP, with the same outputs; a folder
     whose config names a model of the other task is refused, naming the class."""
-    from vpd_ros.engine import EngineConfig, EngineSpec, load_engine
     config = EngineConfig(input_size=(64, 64))
     engine = load_engine(EngineSpec(weights='random:evp-tiny'), config)
     engine.depth.save_pretrained(str(tmp_path / 'evp' / 'depth'))
@@ -323,6 +327,55 @@ def test_saved_evp_folders_load_as_evp(tmp_path):
     engine.refer.save_pretrained(str(tmp_path / 'swapped' / 'depth'))
     with pytest.raises(ValueError, match="names class 'EVPRefer', not a depth model"):
         load_engine(EngineSpec(weights=str(tmp_path / 'swapped'), tasks=('depth',)), config)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # exports eight graphs; with both cores busy elsewhere, minutes
+def test_evp_graphs_equal_torch_and_start_from_cache(tmp_path, caplog, monkeypatch):
+    """EVP (a saved evp-tiny folder; both VAE encoders with the same weights, as in EVP's
+    checkpoints, each model dividing by its own latent divisor): depth within 1e-4 rel L2 and
+    1 mm and masks within 0.05 % of pixels of the torch engine, for the default and a set
+    caption; a second start opens the cached graphs without building a torch model."""
+    pytest.importorskip('onnxruntime')
+    caplog.set_level(logging.INFO, logger='vpd_ros.engine.deploy')
+    models = VPDEngine.from_preset('evp-tiny', config=EngineConfig(device='cpu'))
+    depth, refer = models.depth, models.refer
+    # EVP depth keeps no post_quant_conv (decoder side); everything the encoder uses is copied
+    loaded = refer.backbone.vae.load_state_dict(depth.backbone.vae.state_dict(), strict=False)
+    assert not loaded.unexpected_keys
+    assert depth.backbone.latent_divisor != refer.backbone.latent_divisor
+    depth.save_pretrained(str(tmp_path / 'evp' / 'depth'))
+    refer.save_pretrained(str(tmp_path / 'evp' / 'refer'))
+    spec = EngineSpec(weights=str(tmp_path / 'evp'))
+    size = (64, 64)
+    want_engine = load_engine(spec, EngineConfig(device='cpu', input_size=size))
+    config = BackendConfig(device='cpu', input_size=size, cache_dir=str(tmp_path / 'cache'))
+    engine = load_engine(spec, config)
+    assert rebuilds(caplog) == 1
+    assert engine.takes_caption and not engine.shared_vae
+    assert set(engine.graph_files) == {'depth_vae', 'depth_unet', 'depth_head', 'depth_text',
+                                       'refer_vae', 'refer_unet', 'refer_head', 'text'}
+    rgb = render_scene(HELDOUT_SEEDS_START, width=160, height=120).rgb
+    results = []
+    for caption in (None, 'a long corridor with doors'):
+        if caption:
+            want_engine.set_caption(caption)
+            engine.set_caption(caption)
+        want, got = want_engine.predict(rgb, BACKEND_QUERIES), engine.predict(rgb, BACKEND_QUERIES)
+        assert rel_l2(got.depth, want.depth) <= 1e-4
+        assert np.abs(got.depth - want.depth).max() <= 1e-3
+        assert got.masks.shape == want.masks.shape == (2,) + rgb.shape[:2]
+        assert (got.masks != want.masks).mean() <= 5e-4
+        results.append(got)
+    assert not np.array_equal(results[0].depth, results[1].depth)  # the caption reaches depth
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EVPDepth, '__init__', refuse_model)
+        patch.setattr(EVPRefer, '__init__', refuse_model)
+        cached = load_engine(spec, config).predict(rgb, BACKEND_QUERIES)
+    assert rebuilds(caplog) == 1
+    np.testing.assert_array_equal(cached.depth, results[0].depth)
+    np.testing.assert_array_equal(cached.masks, results[0].masks)
 
 
 def test_caption_table_names_images_by_whole_path_components(tmp_path):
@@ -410,7 +463,6 @@ def test_cli_eval_runs_evp_files_with_captions_and_tta(evp_files, tmp_path, caps
     """
     from vpd_ros.apps.evaluate import evaluate_depth
     from vpd_ros.data import UserDepthFolder
-    from vpd_ros.engine import EngineConfig, VPDEngine
     out = str(tmp_path / 'metrics.json')
     code, stdout, stderr = run_main(
         capsys, 'eval', '--data', 'user', '--folder', evp_files['data'], '--json',
