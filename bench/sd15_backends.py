@@ -27,13 +27,16 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'vpd_ros', 'test'))
 
-from official_layout import random_official_state  # noqa: E402
+from official_layout import random_official_state, refer_extras  # noqa: E402
 
 from vpd_ros.apps import bench  # noqa: E402
 from vpd_ros.engine.deploy.engine import BackendConfig, GraphEngine  # noqa: E402
 from vpd_ros.engine import VPDEngine  # noqa: E402
-from vpd_ros.model import VPDDepth, VPDRefer, get_preset  # noqa: E402
+from vpd_ros.model import EVPDepth, EVPRefer, VPDDepth, VPDRefer, get_preset  # noqa: E402
 from vpd_ros.model.text import build_text_encoder  # noqa: E402
+
+
+MODELS = {'depth': VPDDepth, 'evp_depth': EVPDepth, 'evp_refer': EVPRefer}
 
 
 def finite_state(kind: str) -> dict:
@@ -46,16 +49,24 @@ def finite_state(kind: str) -> dict:
     return {k: v.abs() + 1.0 if k.endswith('running_var') else v for k, v in state.items()}
 
 
-def official_models(folder: str, tasks: str) -> tuple:
-    """Random depth and/or referring models loaded from official-layout checkpoints."""
+def official_models(folder: str, tasks: str, family: str = 'vpd') -> tuple:
+    """Random depth and/or referring models loaded from official-layout checkpoints.
+
+    ``family`` ``evp``: EVP's layouts (each file holds its CLIP tower; the referring file its
+    training entries, as released).
+    """
     models = {}
-    for kind in ('depth', 'refer'):
-        if tasks in (kind, 'both'):
+    for task in ('depth', 'refer'):
+        if tasks in (task, 'both'):
+            kind = task if family == 'vpd' else f'evp_{task}'
             path = os.path.join(folder, f'{kind}.pth')
-            torch.save({'model': finite_state(kind)}, path)
-            models[kind] = (VPDDepth.from_official_checkpoint(path) if kind == 'depth' else
-                            VPDRefer.from_official_checkpoint(path, text_encoder=build_text_encoder(
-                                get_preset('sd15')['text'])))
+            extra = refer_extras() if kind == 'evp_refer' else {}
+            torch.save({'model': finite_state(kind), **extra}, path)
+            if kind == 'refer':
+                models[task] = VPDRefer.from_official_checkpoint(
+                    path, text_encoder=build_text_encoder(get_preset('sd15')['text']))
+            else:
+                models[task] = MODELS[kind].from_official_checkpoint(path)
             os.remove(path)
     return models.get('depth'), models.get('refer')
 
@@ -72,11 +83,13 @@ def main() -> int:
     p.add_argument('--cache-dir', default=None)
     p.add_argument('--tasks', default='both', choices=('depth', 'refer', 'both'),
                    help='one model at a time needs half the memory')
+    p.add_argument('--family', default='vpd', choices=('vpd', 'evp'),
+                   help='official layouts of VPD (default) or EVP')
     p.add_argument('--markdown', default='')
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     with tempfile.TemporaryDirectory() as tmp:
-        depth, refer = official_models(tmp, args.tasks)
+        depth, refer = official_models(tmp, args.tasks, args.family)
     optimized = bench.optimized_config('cpu', 'float32', (512, 512), num_threads=args.threads)
     configs = bench.backend_configs(optimized, ['torch'] + args.backend, args.precision,
                                     args.cache_dir)
