@@ -44,9 +44,9 @@ DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.
 COMPILE_CACHE_LIMIT = 64
 #: Model attribute -> stage suffix of its forward time (``depth_unet``, ``refer_imafr``, ...).
 TIMED_PARTS = {'backbone': 'unet', 'aggregation': 'imafr', 'bins': 'bins'}
-#: Preset section -> (model class, whether it takes the preset's CLIP text config).
 #: task -> the model classes a saved folder of that task may hold (the first: no class named).
 TASK_MODELS = {'depth': (VPDDepth, EVPDepth), 'refer': (VPDRefer, EVPRefer)}
+#: Preset section -> (model class, whether it takes the preset's CLIP text config).
 PRESET_MODELS = {'depth': (VPDDepth, False), 'refer': (VPDRefer, True),
                  'evp_depth': (EVPDepth, True), 'evp_refer': (EVPRefer, True)}
 
